@@ -1,0 +1,436 @@
+"""Every message agentproxy's actors exchange, and every event that leaves the process.
+
+Two channels, each a tagged union of frozen msgspec Structs:
+
+- ``Event`` (tag ``kind``): what happened, recorded in the session store and streamed to the
+  terminal (``--output json`` prints exactly these, one a line) and, later, the server and bridge.
+- ``Msg`` (tag ``msg``): requests and replies between actors.
+
+Both encode to JSON and msgpack with the module-level codecs below. New fields get defaults, so
+an older peer can still decode a newer message.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import msgspec
+
+# ---------------------------------------------------------------------------------------------
+# Plain data carried inside messages
+
+
+class Data(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Base of the value types carried by events and messages."""
+
+
+class Subtask(Data):
+    id: str
+    title: str
+    instructions: str
+    checks: list[str] = []  # shell commands that must pass
+    criteria: list[str] = []  # acceptance criteria for the review, in words
+    depends_on: list[str] = []
+    files: list[str] = []  # files it expects to touch
+
+
+class Plan(Data):
+    subtasks: list[Subtask]
+    rationale: str = ""
+
+
+class Option(Data):
+    label: str
+    description: str = ""
+
+
+class AgentQuestion(Data):
+    question: str
+    header: str = ""
+    options: list[Option] = []
+    multi_select: bool = False
+
+
+class CheckResult(Data):
+    command: str
+    exit_code: int
+    output_tail: str = ""
+    duration_s: float = 0.0
+    timed_out: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+class Verdict(Data):
+    passed: bool
+    findings: list[str] = []
+    follow_up: str = ""  # the instruction for the agent when not passed
+
+
+class Usage(Data):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Events: what happened. The ContextKeeper stamps session_id and at when it records them.
+
+SessionStatus = Literal["running", "done", "failed", "interrupted"]
+SubtaskStatus = Literal["pending", "running", "done", "failed"]
+
+
+class Event(msgspec.Struct, tag_field="kind", frozen=True, kw_only=True, omit_defaults=True):
+    session_id: str = ""
+    at: float = 0.0
+
+
+class SessionStarted(Event, tag="session_started"):
+    task: str
+    working_dir: str
+    screenshots: list[str] = []
+    continued: bool = False
+
+
+class ContextLoaded(Event, tag="context_loaded"):
+    sources: list[str] = []
+    chars: int = 0
+
+
+class PlanMade(Event, tag="plan_made"):
+    plan: Plan
+    brain: str
+
+
+class SubtaskStarted(Event, tag="subtask_started"):
+    subtask_id: str
+    title: str
+    attempt: int = 1
+
+
+class AgentStarted(Event, tag="agent_started"):
+    subtask_id: str
+    agent_session_id: str
+    model: str = ""
+    cwd: str = ""
+
+
+class AgentSaid(Event, tag="agent_said"):
+    subtask_id: str
+    text: str
+
+
+class AgentUsedTool(Event, tag="agent_used_tool"):
+    subtask_id: str
+    tool: str
+    detail: str = ""
+
+
+class AgentRetrying(Event, tag="agent_retrying"):
+    subtask_id: str
+    attempt: int
+    error_status: int | None = None
+    delay_ms: int = 0
+
+
+class ToolDecided(Event, tag="tool_decided"):
+    subtask_id: str
+    tool: str
+    allowed: bool
+    reason: str
+
+
+class QuestionAsked(Event, tag="question_asked"):
+    subtask_id: str
+    questions: list[AgentQuestion]
+    via: Literal["tool", "final_text"] = "tool"
+
+
+class QuestionAnswered(Event, tag="question_answered"):
+    subtask_id: str
+    answers: dict[str, str]
+    by: str
+
+
+class AgentFinished(Event, tag="agent_finished"):
+    subtask_id: str
+    agent_session_id: str
+    is_error: bool
+    result: str = ""
+    usage: Usage = Usage()
+    num_turns: int = 0
+    api_error_status: int | None = None
+
+
+class ChecksRan(Event, tag="checks_ran"):
+    subtask_id: str
+    results: list[CheckResult]
+
+
+class Reviewed(Event, tag="reviewed"):
+    subtask_id: str
+    verdict: Verdict
+    attempt: int = 1
+
+
+class FollowUpSent(Event, tag="follow_up_sent"):
+    subtask_id: str
+    attempt: int
+    instruction: str
+
+
+class SubtaskFinished(Event, tag="subtask_finished"):
+    subtask_id: str
+    status: SubtaskStatus
+    reason: str = ""
+
+
+class ActorRestarted(Event, tag="actor_restarted"):
+    actor: str
+    reason: str
+    restarts: int
+
+
+class Notice(Event, tag="notice"):
+    text: str
+    level: Literal["info", "warning", "error"] = "info"
+
+
+class Committed(Event, tag="committed"):
+    commit: str
+    message: str
+
+
+class SessionFinished(Event, tag="session_finished"):
+    status: SessionStatus
+    reason: str = ""
+    cost_usd: float = 0.0
+    duration_s: float = 0.0
+
+
+AnyEvent = Union[
+    SessionStarted,
+    ContextLoaded,
+    PlanMade,
+    SubtaskStarted,
+    AgentStarted,
+    AgentSaid,
+    AgentUsedTool,
+    AgentRetrying,
+    ToolDecided,
+    QuestionAsked,
+    QuestionAnswered,
+    AgentFinished,
+    ChecksRan,
+    Reviewed,
+    FollowUpSent,
+    SubtaskFinished,
+    ActorRestarted,
+    Notice,
+    Committed,
+    SessionFinished,
+]
+
+# ---------------------------------------------------------------------------------------------
+# Messages between actors. Actors are addressed by name through the Directory, never by
+# reference, so a message stays plain data and survives a restart of its addressee.
+
+
+class Msg(msgspec.Struct, tag_field="msg", frozen=True, kw_only=True, omit_defaults=True):
+    pass
+
+
+class RunTask(Msg, tag="run_task"):
+    """Runtime -> Dispatcher: plan and run a task in a session."""
+
+    session_id: str
+    task: str
+    working_dir: str
+    context: str = ""
+    screenshots: list[str] = []
+    done_subtasks: list[str] = []  # when resuming: ids already finished
+    resume_agent_session: str | None = None
+
+
+class PlanRequest(Msg, tag="plan_request"):
+    """Dispatcher -> Planner."""
+
+    session_id: str
+    task: str
+    context: str = ""
+
+
+class PlanReady(Msg, tag="plan_ready"):
+    """Planner -> Dispatcher."""
+
+    plan: Plan
+
+
+class RunSubtask(Msg, tag="run_subtask"):
+    """Dispatcher -> ClaudeWorker: start (or resume) an agent session on a subtask."""
+
+    subtask: Subtask
+    prompt: str
+    cwd: str
+    resume_agent_session: str | None = None
+    screenshots: list[str] = []
+
+
+class FollowUp(Msg, tag="follow_up"):
+    """Dispatcher -> ClaudeWorker: another turn in the same agent session."""
+
+    subtask_id: str
+    instruction: str
+    attempt: int
+
+
+class AgentSessionOpened(Msg, tag="agent_session_opened"):
+    """ClaudeWorker -> Dispatcher: the agent's own session id, for resuming."""
+
+    subtask_id: str
+    agent_session_id: str
+
+
+class SubtaskDone(Msg, tag="subtask_done"):
+    """ClaudeWorker -> Dispatcher: the agent's turn ended (or the agent failed)."""
+
+    subtask_id: str
+    ok: bool
+    reason: str = ""
+    summary: str = ""
+    agent_session_id: str | None = None
+
+
+class Ask(Msg, tag="ask"):
+    """ClaudeWorker -> Clarifier: an agent asked something."""
+
+    worker: str
+    subtask_id: str
+    request_id: str
+    questions: list[AgentQuestion]
+    task: str = ""
+    transcript_tail: str = ""
+
+
+class Answer(Msg, tag="answer"):
+    """Clarifier -> ClaudeWorker."""
+
+    request_id: str
+    answers: dict[str, str]
+
+
+class Review(Msg, tag="review"):
+    """Dispatcher -> Verifier: verify a subtask's work in its directory."""
+
+    task: str
+    subtask: Subtask
+    cwd: str
+    agent_summary: str = ""
+    attempt: int = 1
+
+
+class ReviewDone(Msg, tag="review_done"):
+    """Verifier -> Dispatcher."""
+
+    subtask_id: str
+    verdict: Verdict
+    checks: list[CheckResult] = []
+
+
+class Cancel(Msg, tag="cancel"):
+    reason: str = "cancelled"
+
+
+class StartWorker(Msg, tag="start_worker"):
+    """Dispatcher -> Supervisor (ask): start a ClaudeWorker under supervision."""
+
+    name: str
+
+
+class StopWorker(Msg, tag="stop_worker"):
+    name: str
+
+
+class ActorFailed(Msg, tag="actor_failed"):
+    """A crashed actor -> Supervisor (sent from on_failure)."""
+
+    name: str
+    error: str
+
+
+class Restarted(Msg, tag="restarted"):
+    """Supervisor -> everyone: a fresh instance now answers to this name."""
+
+    name: str
+
+
+class Escalated(Msg, tag="escalated"):
+    """Supervisor -> Dispatcher: restarts exhausted; end the session."""
+
+    name: str
+    reason: str
+
+
+class Record(Msg, tag="record"):
+    """Anyone -> ContextKeeper: record and fan out an event."""
+
+    event: AnyEvent
+
+
+class AgentLine(Msg, tag="agent_line"):
+    """A worker's reader thread -> its worker: one stdout line of the agent."""
+
+    line: str
+
+
+class AgentExited(Msg, tag="agent_exited"):
+    returncode: int | None
+
+
+class WatchdogFired(Msg, tag="watchdog_fired"):
+    reason: str
+
+
+AnyMsg = Union[
+    RunTask,
+    PlanRequest,
+    PlanReady,
+    RunSubtask,
+    FollowUp,
+    AgentSessionOpened,
+    SubtaskDone,
+    Ask,
+    Answer,
+    Review,
+    ReviewDone,
+    Cancel,
+    StartWorker,
+    StopWorker,
+    ActorFailed,
+    Restarted,
+    Escalated,
+    Record,
+    AgentLine,
+    AgentExited,
+    WatchdogFired,
+]
+
+# ---------------------------------------------------------------------------------------------
+# Codecs, built once.
+
+_json_encoder = msgspec.json.Encoder()
+_msgpack_encoder = msgspec.msgpack.Encoder()
+event_json_decoder = msgspec.json.Decoder(AnyEvent)
+event_msgpack_decoder = msgspec.msgpack.Decoder(AnyEvent)
+msg_json_decoder = msgspec.json.Decoder(AnyMsg)
+msg_msgpack_decoder = msgspec.msgpack.Decoder(AnyMsg)
+
+
+def to_json(value: Event | Msg | Data) -> bytes:
+    return _json_encoder.encode(value)
+
+
+def to_msgpack(value: Event | Msg | Data) -> bytes:
+    return _msgpack_encoder.encode(value)

@@ -1,0 +1,81 @@
+"""Child processes in their own process group, so that one kill takes every descendant with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+# How long a group gets between SIGTERM and SIGKILL.
+TERM_GRACE_S = 2.0
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    cwd: str | Path,
+    env: Mapping[str, str] | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+    stdout: int | None = subprocess.PIPE,
+    stderr: int | None = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
+    """Start argv as the leader of a new session (and so of a new process group)."""
+    return subprocess.Popen(
+        list(argv),
+        cwd=str(cwd),
+        env=dict(env) if env is not None else None,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+    )
+
+
+def kill_group(proc: subprocess.Popen[bytes], grace_s: float = TERM_GRACE_S) -> int | None:
+    """SIGTERM the process group, then SIGKILL it after grace_s; reap the leader. Idempotent."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, grace_s)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            return proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.poll()
+
+
+def run_bounded(
+    argv: Sequence[str] | str,
+    *,
+    cwd: str | Path,
+    timeout_s: float,
+    env: Mapping[str, str] | None = None,
+    shell: bool = False,
+) -> tuple[int | None, bytes, bool]:
+    """Run to completion in its own group with a timeout; returns (exit code, combined output, timed out).
+
+    On timeout the whole group is killed and the output gathered so far is returned.
+    """
+    proc = subprocess.Popen(
+        argv if shell else list(argv),
+        cwd=str(cwd),
+        env=dict(env) if env is not None else None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        shell=shell,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+        return proc.returncode, out, False
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        try:
+            out, _ = proc.communicate(timeout=TERM_GRACE_S)
+        except subprocess.TimeoutExpired:
+            out = b""
+        return proc.returncode, out or b"", True
