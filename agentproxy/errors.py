@@ -3,9 +3,9 @@
     AgentProxyError
     ├── UsageError            bad input from the user: the CLI exits 2, the server answers 4xx
     │   ├── WorkdirError      a working directory that cannot be used (home, filesystem root, not creatable)
-    │   └── UnknownSessionError
-    ├── AgentError            a coding-agent process could not be started or driven
+    │   ├── UnknownSessionError
     │   └── AgentNotFoundError  the agent binary is missing (names --claude-bin / CLAUDE_BIN)
+    ├── AgentError            a coding-agent process could not be started or driven
     ├── WorkspaceError        a git operation on the working directory failed
     ├── StoreError            the session store could not be read or written
     ├── BrainError            the supervisor's LLM failed; callers fall back to the offline brain
@@ -38,7 +38,7 @@ class AgentError(AgentProxyError):
     """A coding agent could not be started or driven."""
 
 
-class AgentNotFoundError(AgentError):
+class AgentNotFoundError(UsageError):
     """The agent binary is not installed or not executable."""
 
 

@@ -12,7 +12,7 @@ an older peer can still decode a newer message.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 import msgspec
 
@@ -250,6 +250,7 @@ class RunTask(Msg, tag="run_task"):
     working_dir: str
     context: str = ""
     screenshots: list[str] = []
+    plan: Plan | None = None  # when resuming: the recorded plan, not a new one
     done_subtasks: list[str] = []  # when resuming: ids already finished
     resume_agent_session: str | None = None
 
@@ -274,8 +275,8 @@ class RunSubtask(Msg, tag="run_subtask"):
     subtask: Subtask
     prompt: str
     cwd: str
+    task: str = ""
     resume_agent_session: str | None = None
-    screenshots: list[str] = []
 
 
 class FollowUp(Msg, tag="follow_up"):
@@ -301,6 +302,7 @@ class SubtaskDone(Msg, tag="subtask_done"):
     reason: str = ""
     summary: str = ""
     agent_session_id: str | None = None
+    cost_usd: float = 0.0  # the agent's cost since its last report
 
 
 class Ask(Msg, tag="ask"):
@@ -319,6 +321,25 @@ class Answer(Msg, tag="answer"):
 
     request_id: str
     answers: dict[str, str]
+
+
+class JudgeTool(Msg, tag="judge_tool"):
+    """ClaudeWorker -> Clarifier: a tool use no policy rule decides."""
+
+    worker: str
+    subtask_id: str
+    request_id: str
+    tool_name: str
+    tool_input: dict[str, Any] = {}
+    task: str = ""
+
+
+class ToolVerdict(Msg, tag="tool_verdict"):
+    """Clarifier -> ClaudeWorker."""
+
+    request_id: str
+    allow: bool
+    reason: str
 
 
 class Review(Msg, tag="review"):
@@ -373,6 +394,21 @@ class Escalated(Msg, tag="escalated"):
     reason: str
 
 
+class OpenSession(Msg, tag="open_session"):
+    """Runtime -> ContextKeeper (ask): start a session, or continue one; returns its id."""
+
+    task: str
+    working_dir: str
+    screenshots: list[str] = []
+    continue_session: str | None = None
+
+
+class GetContext(Msg, tag="get_context"):
+    """Runtime -> ContextKeeper (ask): the project context for the brain; returns a str."""
+
+    working_dir: str
+
+
 class Record(Msg, tag="record"):
     """Anyone -> ContextKeeper: record and fan out an event."""
 
@@ -403,6 +439,8 @@ AnyMsg = Union[
     SubtaskDone,
     Ask,
     Answer,
+    JudgeTool,
+    ToolVerdict,
     Review,
     ReviewDone,
     Cancel,
@@ -411,6 +449,8 @@ AnyMsg = Union[
     ActorFailed,
     Restarted,
     Escalated,
+    OpenSession,
+    GetContext,
     Record,
     AgentLine,
     AgentExited,

@@ -34,17 +34,25 @@ def spawn(
 
 
 def kill_group(proc: subprocess.Popen[bytes], grace_s: float = TERM_GRACE_S) -> int | None:
-    """SIGTERM the process group, then SIGKILL it after grace_s; reap the leader. Idempotent."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, grace_s)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            return proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-    return proc.poll()
+    """SIGTERM the process group, give the leader grace_s, then SIGKILL whatever is left. Idempotent."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    # Descendants that ignored SIGTERM (or outlived the leader) still hold the group id.
+    _signal_group(proc.pid, signal.SIGKILL)
+    try:
+        return proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def run_bounded(

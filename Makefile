@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLAUDE_CODE_VERSION := 2.1.330
+TOOLS := .tools
+CLAUDE := $(TOOLS)/node_modules/.bin/claude
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast bench install dev claude clean
+
+demo: $(VENV)/.installed
+	$(BIN)/pa --demo
+
+test: $(VENV)/.dev-installed $(CLAUDE)
+	CLAUDE_BIN="$(abspath $(CLAUDE))" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests that need the npm CLI.
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "not claude_cli" $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev-installed $(CLAUDE)
+	CLAUDE_BIN="$(abspath $(CLAUDE))" $(BIN)/python tests/bench/run.py
+
+install: $(VENV)/.installed
+dev: $(VENV)/.dev-installed
+claude: $(CLAUDE)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+# Pinned: a plain install may resolve an old cached version.
+$(CLAUDE):
+	npm install --no-audit --no-fund --prefix $(TOOLS) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	$(CLAUDE) --version
+
+clean:
+	rm -rf $(VENV) $(TOOLS) build *.egg-info

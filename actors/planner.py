@@ -1,0 +1,23 @@
+"""Planner: turns a task into a Plan through the brain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.base import DISPATCHER, Directory, SupervisedActor
+from agentproxy.brain import Brain
+from agentproxy.messages import PlanMade, PlanReady, PlanRequest
+
+
+class Planner(SupervisedActor):
+    def __init__(self, name: str, directory: Directory, brain: Brain) -> None:
+        super().__init__(name, directory)
+        self.brain = brain
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case PlanRequest(task=task, context=context):
+                plan = self.brain.plan(task, context)
+                self.record(PlanMade(plan=plan, brain=self.brain.name))
+                self.directory.tell(DISPATCHER, PlanReady(plan=plan))
+        return None

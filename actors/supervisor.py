@@ -1,0 +1,108 @@
+"""Supervisor: starts the actor tree, restarts crashed actors OTP-style, escalates crash loops.
+
+A stopped pykka actor cannot be restarted: the Supervisor starts a fresh instance from the same
+factory, rebinds the name in the Directory and tells everyone ``Restarted(name)`` so that whoever
+was waiting on the old instance sends its request again. More than ``intensity`` restarts of one
+name within ``period_s`` seconds is a crash loop: the Supervisor stops restarting it and tells the
+Dispatcher ``Escalated``, which ends the session with the reason. The Dispatcher's own crash
+escalates at once: its record of outstanding work died with it (the session stays resumable).
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pykka
+
+from actors.base import CONTEXT_KEEPER, DISPATCHER, SUPERVISOR, WORKER_PREFIX, Directory
+from agentproxy.messages import ActorFailed, ActorRestarted, Escalated, Record, Restarted, StartWorker, StopWorker
+
+# Starts one actor under a name and returns its ref.
+Factory = Callable[[str], pykka.ActorRef]
+
+BACKOFF_BASE_S = 0.05
+BACKOFF_MAX_S = 2.0
+STOP_TIMEOUT_S = 15.0
+
+
+class Supervisor(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        directory: Directory,
+        factories: Mapping[str, Factory],
+        worker_factory: Factory,
+        *,
+        intensity: int = 3,
+        period_s: float = 60.0,
+        on_escalate: Callable[[str, str], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.directory = directory
+        self.factories = dict(factories)  # in start order
+        self.worker_factory = worker_factory
+        self.intensity = intensity
+        self.period_s = period_s
+        self.on_escalate = on_escalate
+        self.crashes: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+
+    def on_start(self) -> None:
+        self.directory.bind(SUPERVISOR, self.actor_ref)
+        for name in self.factories:
+            self.directory.bind(name, self.factories[name](name))
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case StartWorker(name=name):
+                self.directory.bind(name, self.worker_factory(name))
+                return True
+            case StopWorker(name=name):
+                ref = self.directory.unbind(name)
+                if ref is not None:
+                    ref.stop(block=False)
+            case ActorFailed(name=name, error=error):
+                self.on_actor_failed(name, error)
+        return None
+
+    def on_actor_failed(self, name: str, error: str) -> None:
+        now = time.monotonic()
+        crashes = self.crashes[name]
+        crashes.append(now)
+        while crashes and now - crashes[0] > self.period_s:
+            crashes.popleft()
+        if name == DISPATCHER or len(crashes) > self.intensity:
+            self.escalate(name, error)
+            return
+        time.sleep(min(BACKOFF_BASE_S * 2 ** (len(crashes) - 1), BACKOFF_MAX_S))
+        factory = self.worker_factory if name.startswith(WORKER_PREFIX) else self.factories[name]
+        self.directory.bind(name, factory(name))
+        self.directory.tell(
+            CONTEXT_KEEPER,
+            Record(event=ActorRestarted(actor=name, reason=error, restarts=len(crashes))),
+        )
+        for other in self.directory.names():
+            if other not in (name, SUPERVISOR):
+                self.directory.tell(other, Restarted(name=name))
+
+    def escalate(self, name: str, error: str) -> None:
+        self.directory.unbind(name)
+        reason = f"{error} ({len(self.crashes[name])} crashes within {self.period_s:g}s)"
+        if name == DISPATCHER or not self.directory.tell(DISPATCHER, Escalated(name=name, reason=reason)):
+            if self.on_escalate is not None:
+                self.on_escalate(name, reason)
+
+    def on_stop(self) -> None:
+        """Stop children in reverse start order (workers first), each bounded."""
+        names = [n for n in self.directory.names() if n != SUPERVISOR]
+        names.sort(key=lambda n: (not n.startswith(WORKER_PREFIX), -list(self.factories).index(n) if n in self.factories else 0))
+        for name in names:
+            ref = self.directory.unbind(name)
+            if ref is not None:
+                try:
+                    ref.stop(block=True, timeout=STOP_TIMEOUT_S)
+                except pykka.Timeout:
+                    pass

@@ -1,0 +1,40 @@
+"""Verifier: runs the project's checks where the agent worked, and asks the brain for a verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from actors.base import DISPATCHER, Directory, SupervisedActor
+from agentproxy.brain import Brain, ReviewInput
+from agentproxy.checks import detect_checks, run_checks
+from agentproxy.messages import ChecksRan, Review, ReviewDone, Reviewed
+from agentproxy.options import RunOptions
+
+
+class Verifier(SupervisedActor):
+    """Blocks its own mailbox while checks run (bounded by check_timeout_s); nobody waits on it by ask."""
+
+    def __init__(self, name: str, directory: Directory, brain: Brain, options: RunOptions) -> None:
+        super().__init__(name, directory)
+        self.brain = brain
+        self.options = options
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Review():
+                self.on_review(message)
+        return None
+
+    def on_review(self, review: Review) -> None:
+        cwd = Path(review.cwd)
+        commands = list(self.options.checks) or detect_checks(cwd)
+        commands += [check for check in review.subtask.checks if check not in commands]
+        results = run_checks(commands, cwd, self.options.check_timeout_s) if commands else []
+        if results:
+            self.record(ChecksRan(subtask_id=review.subtask.id, results=results))
+        verdict = self.brain.review(
+            ReviewInput(task=review.task, subtask=review.subtask, checks=results, agent_summary=review.agent_summary)
+        )
+        self.record(Reviewed(subtask_id=review.subtask.id, verdict=verdict, attempt=review.attempt))
+        self.directory.tell(DISPATCHER, ReviewDone(subtask_id=review.subtask.id, verdict=verdict, checks=results))

@@ -1,0 +1,5 @@
+"""`python -m agentproxy` is `pa`."""
+
+from agentproxy.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""The offline brain: deterministic rules, no network. The default when no GEMINI_API_KEY is set."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agentproxy.brain.base import ReviewInput, Situation, ToolJudgement
+from agentproxy.checks import failure_report
+from agentproxy.messages import AgentQuestion, Plan, Subtask, Verdict
+
+DEFAULT_ANSWER = "Proceed with your best judgement, following the project's conventions."
+FOLLOW_UP_CHARS = 6000
+
+_NUMBERED_ITEM = re.compile(r"^\s*(\d+)[.)]\s+(\S.*)$")
+_RECOMMENDED = re.compile(r"\brecommended\b", re.IGNORECASE)
+
+
+class OfflineBrain:
+    name = "offline"
+
+    def plan(self, task: str, context: str) -> Plan:
+        """One subtask per item of an explicit numbered list (each after the previous); else one."""
+        items = _numbered_items(task)
+        if len(items) < 2:
+            return Plan(subtasks=[Subtask(id="1", title=_title(task), instructions=task)])
+        subtasks = [
+            Subtask(
+                id=str(i),
+                title=_title(item),
+                instructions=item,
+                depends_on=[str(i - 1)] if i > 1 else [],
+            )
+            for i, item in enumerate(items, start=1)
+        ]
+        return Plan(subtasks=subtasks, rationale="one subtask per numbered item, in order")
+
+    def answer(self, question: AgentQuestion, situation: Situation) -> str:
+        """The recommended option, else the first one, else a policy answer."""
+        for option in question.options:
+            if _RECOMMENDED.search(option.label) or _RECOMMENDED.search(option.description):
+                return option.label
+        if question.options:
+            return question.options[0].label
+        return DEFAULT_ANSWER
+
+    def review(self, review: ReviewInput) -> Verdict:
+        """Passed when every check passed; with no checks, the agent's own success stands."""
+        failed = [result for result in review.checks if not result.passed]
+        if not failed:
+            findings = [f"`{r.command}` passed" for r in review.checks] or ["no checks found; the agent reported success"]
+            return Verdict(passed=True, findings=findings)
+        findings = [
+            f"`{r.command}` timed out" if r.timed_out else f"`{r.command}` exited {r.exit_code}" for r in failed
+        ]
+        follow_up = (
+            "The project's checks fail after your change. Fix the code (not the checks) so they pass.\n\n"
+            + failure_report(review.checks, FOLLOW_UP_CHARS)
+        )
+        return Verdict(passed=False, findings=findings, follow_up=follow_up)
+
+    def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement:
+        return ToolJudgement(allow=True, reason=f"{tool_name}: no rule applies; allowed by the offline brain")
+
+
+def _numbered_items(task: str) -> list[str]:
+    items: list[str] = []
+    for line in task.splitlines():
+        match = _NUMBERED_ITEM.match(line)
+        if match and int(match.group(1)) == len(items) + 1:
+            items.append(match.group(2).strip())
+        elif items and line.strip() and line.startswith((" ", "\t")):
+            items[-1] += " " + line.strip()  # a wrapped continuation of the item
+    return items
+
+
+def _title(text: str, limit: int = 72) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else "task"
+    return first if len(first) <= limit else first[: limit - 1] + "…"

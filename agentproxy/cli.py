@@ -1,0 +1,92 @@
+"""`pa`: the command line. Kept light: the actor system is imported only when a task runs."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from agentproxy import __version__
+from agentproxy.errors import AgentProxyError, UsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def pa(
+    task: Annotated[Optional[str], typer.Argument(help="What the agents should do.", show_default=False)] = None,
+    working_dir: Annotated[Optional[Path], typer.Option("-d", "--working-dir", help="Project directory (default: the saved workdir, else the current directory).")] = None,
+    session: Annotated[Optional[str], typer.Option("-s", "--session", help="Continue this session (id or unique prefix); without TASK, resume its unfinished task.")] = None,
+    list_sessions: Annotated[bool, typer.Option("--list-sessions", help="List recorded sessions and exit.")] = False,
+    set_workdir: Annotated[Optional[Path], typer.Option("--set-workdir", help="Save DIR as the default working directory (and run TASK there, if given).")] = None,
+    show_workdir: Annotated[bool, typer.Option("--show-workdir", help="Print the saved working directory and exit.")] = False,
+    screenshots: Annotated[Optional[list[Path]], typer.Option("--add-screenshot", help="An image for the agent to look at (repeatable).")] = None,
+    claude_bin: Annotated[Optional[str], typer.Option("--claude-bin", envvar="CLAUDE_BIN", help="The Claude Code command.")] = None,
+    agent_model: Annotated[Optional[str], typer.Option("--agent-model", help="Model for the coding agent (passed to claude --model).")] = None,
+    checks: Annotated[Optional[list[str]], typer.Option("--check", help="A check command that must pass (repeatable; default: detect pytest, npm test, cargo test, go test, make test).")] = None,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", min=0, help="Follow-ups allowed after a failed verification.")] = 3,
+    deny: Annotated[Optional[list[str]], typer.Option("--deny", help="Extra regex of tool uses to refuse (repeatable).")] = None,
+    agent_silence_timeout: Annotated[float, typer.Option("--agent-silence-timeout", min=1, help="Kill an agent silent this many seconds.")] = 600.0,
+    agent_timeout: Annotated[float, typer.Option("--agent-timeout", min=1, help="Kill an agent running longer than this many seconds.")] = 3600.0,
+    check_timeout: Annotated[float, typer.Option("--check-timeout", min=1, help="Seconds each check may run.")] = 600.0,
+    output: Annotated[Output, typer.Option("--output", help="text, or json: one event per line.")] = Output.text,
+    demo: Annotated[bool, typer.Option("--demo", help="Run the offline demo with a scripted agent.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """Run coding agents on TASK, supervised: plan, answer their questions, verify, commit."""
+    try:
+        code = _dispatch(**locals())
+    except AgentProxyError as exc:
+        typer.echo(f"pa: error: {exc}", err=True)
+        code = EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED
+    raise typer.Exit(code)
+
+
+def _dispatch(**args) -> int:
+    from agentproxy import config, launch, sessions
+
+    if args["version"]:
+        typer.echo(f"agentproxy {__version__}")
+        return EXIT_OK
+    config.configure_logging()
+    config.load_dotenv_files(Path.cwd())
+    if args["demo"]:
+        from agentproxy.demo import run_demo
+
+        return run_demo()
+    if args["show_workdir"]:
+        saved = config.saved_workdir()
+        typer.echo(str(saved) if saved else "(no saved workdir; the current directory is used)")
+        return EXIT_OK
+    if args["list_sessions"]:
+        typer.echo(sessions.format_sessions(sessions.list_sessions()))
+        return EXIT_OK
+    if args["set_workdir"] is not None:
+        from agentproxy.workspace import prepare_workdir
+
+        workdir = prepare_workdir(args["set_workdir"])
+        config.save_workdir(workdir)
+        typer.echo(f"saved workdir: {workdir}")
+        if args["task"] is None:
+            return EXIT_OK
+    if args["task"] is None and args["session"] is None:
+        raise UsageError("no task given: pa \"what to do\" (see pa --help)")
+    return launch.run_from_cli(args)
+
+
+def main() -> None:
+    app(prog_name="pa")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""From the CLI's arguments to a finished run: validate, build RunOptions, run, pick the exit code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from agentproxy import config
+from agentproxy.agents.claude import resolve_agent_command
+from agentproxy.errors import UsageError
+from agentproxy.options import RunOptions
+from agentproxy.policy import parse_deny_patterns
+from agentproxy.sessions import Resumption, resumption
+from agentproxy.workspace import prepare_workdir
+
+EXIT_CODES = {"done": 0, "failed": 1, "interrupted": 130}
+
+
+def run_from_cli(args: dict[str, Any]) -> int:
+    from agentproxy.runtime import run_task
+    from agentproxy.view import JsonView, TextView
+
+    resume = _resumption(args["session"], args["task"])
+    task = args["task"] or (resume.task if resume else "")
+    working_dir = _working_dir(args, resume)
+    options = RunOptions(
+        working_dir=working_dir,
+        agent_command=tuple(resolve_agent_command(args["claude_bin"])),
+        model=args["agent_model"],
+        checks=tuple(args["checks"] or ()),
+        check_timeout_s=args["check_timeout"],
+        max_attempts=args["max_attempts"],
+        silence_timeout_s=args["agent_silence_timeout"],
+        agent_timeout_s=args["agent_timeout"],
+        deny_patterns=parse_deny_patterns(list(args["deny"] or ())),
+        screenshots=tuple(_readable_screenshots(args["screenshots"] or ())),
+    )
+    view = JsonView() if args["output"].value == "json" else TextView()
+    outcome = run_task(task, options, subscribers=[view], resume=resume)
+    return EXIT_CODES[outcome.status]
+
+
+def _resumption(session: str | None, task: str | None) -> Resumption | None:
+    if session is None:
+        return None
+    found = resumption(session)
+    if task is None:
+        return found
+    # New work in an old session: only the agent session and the directory carry over.
+    return Resumption(
+        session_id=found.session_id,
+        working_dir=found.working_dir,
+        task=task,
+        agent_session_id=found.agent_session_id,
+    )
+
+
+def _working_dir(args: dict[str, Any], resume: Resumption | None) -> Path:
+    if resume is not None:
+        if args["working_dir"] is not None and args["working_dir"].resolve() != Path(resume.working_dir):
+            raise UsageError(f"session {resume.session_id} works in {resume.working_dir}, not {args['working_dir']}")
+        return prepare_workdir(Path(resume.working_dir))
+    chosen = args["working_dir"] or args["set_workdir"] or config.saved_workdir() or Path.cwd()
+    return prepare_workdir(Path(chosen))
+
+
+def _readable_screenshots(paths: Any) -> list[Path]:
+    screenshots = []
+    for path in paths:
+        resolved = Path(path).expanduser().resolve()
+        if not resolved.is_file() or not os.access(resolved, os.R_OK):
+            raise UsageError(f"screenshot not readable: {path}")
+        screenshots.append(resolved)
+    return screenshots

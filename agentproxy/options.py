@@ -1,0 +1,28 @@
+"""The knobs of one run, gathered once by the CLI (or the Python API) and shared read-only by all actors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentproxy.policy import DEFAULT_DENY
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    working_dir: Path
+    agent_command: tuple[str, ...]
+    # None: the user's environment minus a parent Claude Code session's variables.
+    agent_env: Mapping[str, str] | None = None
+    model: str | None = None
+    checks: tuple[str, ...] = ()  # empty: detect the project's checks
+    check_timeout_s: float = 600.0
+    max_attempts: int = 3  # follow-ups allowed after a failed verification
+    silence_timeout_s: float = 600.0
+    agent_timeout_s: float = 3600.0
+    deny_patterns: tuple[str, ...] = DEFAULT_DENY
+    screenshots: tuple[Path, ...] = ()
+    restart_intensity: int = 3  # restarts of one actor allowed within restart_period_s
+    restart_period_s: float = 60.0
+    max_question_follow_ups: int = 2  # final answers that are questions, answered per subtask

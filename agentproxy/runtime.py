@@ -1,0 +1,166 @@
+"""Run one task end to end: start the supervised actor tree, wait for the outcome, stop everything.
+
+This is the Python API behind `pa` (and later the server): ``run_task(task, options)``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pykka
+
+from actors.base import (
+    CLARIFIER,
+    CONTEXT_KEEPER,
+    DISPATCHER,
+    PLANNER,
+    VERIFIER,
+    Directory,
+)
+from actors.clarifier import Clarifier
+from actors.claude_worker import ClaudeWorker
+from actors.context_keeper import ContextKeeper, Subscriber
+from actors.dispatcher import Dispatcher, RunOutcome
+from actors.planner import Planner
+from actors.supervisor import Supervisor
+from actors.verifier import Verifier
+from agentproxy import config
+from agentproxy.brain import Brain, OfflineBrain
+from agentproxy.messages import Cancel, GetContext, OpenSession, Record, RunTask, SessionStarted
+from agentproxy.options import RunOptions
+from agentproxy.sessions import Resumption
+from agentproxy.workspace import Workspace
+
+# How often the waiting thread wakes, so that Ctrl-C is seen promptly.
+POLL_S = 0.2
+CANCEL_WAIT_S = 20.0
+SHUTDOWN_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class ActorClasses:
+    """Which class plays each part; tests swap one in to inject a fault."""
+
+    context_keeper: type[ContextKeeper] = ContextKeeper
+    planner: type[Planner] = Planner
+    clarifier: type[Clarifier] = Clarifier
+    verifier: type[Verifier] = Verifier
+    dispatcher: type[Dispatcher] = Dispatcher
+    worker: type[ClaudeWorker] = ClaudeWorker
+
+
+def run_task(
+    task: str,
+    options: RunOptions,
+    *,
+    brain: Brain | None = None,
+    subscribers: Sequence[Subscriber] = (),
+    resume: Resumption | None = None,
+    store_path: Path | None = None,
+    classes: ActorClasses = ActorClasses(),
+    timeout_s: float | None = None,
+) -> RunOutcome:
+    """Run task in options.working_dir (already prepared) and return how it ended.
+
+    Blocks the calling thread. KeyboardInterrupt cancels the run: every agent process is killed,
+    the session is recorded as interrupted, and the outcome says so.
+    """
+    brain = brain or OfflineBrain()
+    Workspace(options.working_dir).ensure_repo()
+    directory = Directory()
+    outcome: concurrent.futures.Future[RunOutcome] = concurrent.futures.Future()
+    context_holder = {"text": ""}
+
+    def finished(result: RunOutcome) -> None:
+        if not outcome.done():
+            outcome.set_result(result)
+
+    factories: dict[str, Callable[[str], pykka.ActorRef]] = {
+        CONTEXT_KEEPER: lambda name: classes.context_keeper.start(
+            name, directory, store_path or config.store_path(), subscribers
+        ),
+        PLANNER: lambda name: classes.planner.start(name, directory, brain),
+        CLARIFIER: lambda name: classes.clarifier.start(name, directory, brain, lambda: context_holder["text"]),
+        VERIFIER: lambda name: classes.verifier.start(name, directory, brain, options),
+        DISPATCHER: lambda name: classes.dispatcher.start(name, directory, options, finished),
+    }
+    supervisor = Supervisor.start(
+        directory,
+        factories,
+        lambda name: classes.worker.start(name, directory, options),
+        intensity=options.restart_intensity,
+        period_s=options.restart_period_s,
+        on_escalate=lambda name, reason: finished(
+            RunOutcome(session_id=session_id, status="failed", reason=f"the {name} actor kept crashing: {reason}")
+        ),
+    )
+    session_id = ""
+    try:
+        screenshots = [str(p) for p in options.screenshots]
+        session_id = directory.ask(
+            CONTEXT_KEEPER,
+            OpenSession(
+                task=task,
+                working_dir=str(options.working_dir),
+                screenshots=screenshots,
+                continue_session=resume.session_id if resume else None,
+            ),
+        )
+        directory.tell(
+            CONTEXT_KEEPER,
+            Record(
+                event=SessionStarted(
+                    task=task, working_dir=str(options.working_dir), screenshots=screenshots, continued=resume is not None
+                )
+            ),
+        )
+        context_holder["text"] = directory.ask(CONTEXT_KEEPER, GetContext(working_dir=str(options.working_dir)))
+        directory.tell(
+            DISPATCHER,
+            RunTask(
+                session_id=session_id,
+                task=task,
+                working_dir=str(options.working_dir),
+                context=context_holder["text"],
+                screenshots=screenshots,
+                plan=resume.plan if resume else None,
+                done_subtasks=list(resume.done_subtasks) if resume else [],
+                resume_agent_session=resume.agent_session_id if resume else None,
+            ),
+        )
+        return _wait(outcome, directory, session_id, timeout_s)
+    finally:
+        try:
+            supervisor.stop(block=True, timeout=SHUTDOWN_TIMEOUT_S)
+        except pykka.Timeout:
+            pass
+        pykka.ActorRegistry.stop_all(block=True, timeout=SHUTDOWN_TIMEOUT_S)
+
+
+def _wait(
+    outcome: concurrent.futures.Future[RunOutcome], directory: Directory, session_id: str, timeout_s: float | None
+) -> RunOutcome:
+    waited = 0.0
+    try:
+        while True:
+            try:
+                return outcome.result(timeout=POLL_S)
+            except concurrent.futures.TimeoutError:
+                waited += POLL_S
+                if timeout_s is not None and waited >= timeout_s:
+                    return _cancel(outcome, directory, session_id, f"run exceeded its time limit of {timeout_s:g}s")
+    except KeyboardInterrupt:
+        return _cancel(outcome, directory, session_id, "interrupted by the user (Ctrl-C)")
+
+
+def _cancel(
+    outcome: concurrent.futures.Future[RunOutcome], directory: Directory, session_id: str, reason: str
+) -> RunOutcome:
+    directory.tell(DISPATCHER, Cancel(reason=reason))
+    try:
+        return outcome.result(timeout=CANCEL_WAIT_S)
+    except (concurrent.futures.TimeoutError, KeyboardInterrupt):
+        return RunOutcome(session_id=session_id, status="interrupted", reason=reason)

@@ -1,0 +1,72 @@
+"""Reading recorded sessions: the listing, and what a resumed session carries over."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from agentproxy import config
+from agentproxy.messages import AgentStarted, Plan, PlanMade, SessionStarted, SubtaskFinished
+from agentproxy.store import SessionRow, SessionStore
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """What continuing a session carries over into the next run."""
+
+    session_id: str
+    working_dir: str
+    task: str  # the last task: re-run when no new task is given
+    plan: Plan | None = None  # the last task's plan, reused when resuming it
+    done_subtasks: tuple[str, ...] = ()
+    agent_session_id: str | None = None
+
+
+def list_sessions(limit: int = 50) -> list[SessionRow]:
+    store = SessionStore(config.store_path())
+    try:
+        return store.list_sessions(limit=limit)
+    finally:
+        store.close()
+
+
+def format_sessions(rows: list[SessionRow]) -> str:
+    if not rows:
+        return "no sessions yet"
+    lines = [f"{'ID':<9} {'STATUS':<12} {'STARTED':<17} {'COST':>8}  TASK / DIRECTORY"]
+    for row in rows:
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created_at))
+        task = " ".join(row.task.split())
+        task = task if len(task) <= 60 else task[:59] + "…"
+        lines.append(f"{row.id:<9} {row.status:<12} {started:<17} ${row.cost_usd:>7.4f}  {task}")
+        lines.append(f"{'':<50}{row.working_dir}")
+    return "\n".join(lines)
+
+
+def resumption(session_id_or_prefix: str) -> Resumption:
+    """Read back the session's last task: its plan, the subtasks it finished, its agent session."""
+    store = SessionStore(config.store_path())
+    try:
+        row = store.get(session_id_or_prefix)
+        events = store.events(row.id)
+    finally:
+        store.close()
+    last_start = max((i for i, e in enumerate(events) if isinstance(e, SessionStarted)), default=-1)
+    plan, done, agent_session = None, [], row.last_agent_session
+    for event in events[last_start + 1 :]:
+        match event:
+            case PlanMade(plan=made):
+                plan = made
+            case SubtaskFinished(subtask_id=sid, status="done"):
+                done.append(sid)
+            case AgentStarted(agent_session_id=agent):
+                agent_session = agent
+    task = events[last_start].task if last_start >= 0 else row.task
+    return Resumption(
+        session_id=row.id,
+        working_dir=row.working_dir,
+        task=task,
+        plan=plan,
+        done_subtasks=tuple(done),
+        agent_session_id=agent_session,
+    )

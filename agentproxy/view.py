@@ -1,0 +1,116 @@
+"""How a run looks on the terminal: one short line per event (text), or the events as JSON lines.
+
+Views are ContextKeeper subscribers: called on its thread, one event at a time, in order.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from agentproxy.messages import (
+    ActorRestarted,
+    AgentFinished,
+    AgentRetrying,
+    AgentSaid,
+    AgentStarted,
+    AgentUsedTool,
+    ChecksRan,
+    Committed,
+    ContextLoaded,
+    Event,
+    FollowUpSent,
+    Notice,
+    PlanMade,
+    QuestionAnswered,
+    QuestionAsked,
+    Reviewed,
+    SessionFinished,
+    SessionStarted,
+    SubtaskFinished,
+    SubtaskStarted,
+    ToolDecided,
+    to_json,
+)
+
+TEXT_LIMIT = 160
+
+
+class JsonView:
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+
+    def __call__(self, event: Event) -> None:
+        self.out.write(to_json(event).decode() + "\n")
+        self.out.flush()
+
+
+class TextView:
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+
+    def __call__(self, event: Event) -> None:
+        line = describe(event)
+        if line is not None:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+
+def describe(event: Event) -> str | None:
+    """One line for the terminal, or None for events not worth a line."""
+    match event:
+        case SessionStarted():
+            verb = "continuing" if event.continued else "session"
+            return f"▶ {verb} {event.session_id}: {clip(event.task)}\n  in {event.working_dir}"
+        case ContextLoaded(sources=sources, chars=chars) if sources:
+            return f"  context: {', '.join(sources)} ({chars} chars)"
+        case PlanMade(plan=plan, brain=brain):
+            count = len(plan.subtasks)
+            steps = "".join(f"\n    {s.id}. {clip(s.title)}" for s in plan.subtasks)
+            return f"  plan ({brain} brain): {count} subtask{'s' if count != 1 else ''}{steps}"
+        case SubtaskStarted(subtask_id=sid, title=title):
+            return f"[{sid}] ● {clip(title)}"
+        case AgentStarted(subtask_id=sid, agent_session_id=agent, model=model):
+            return f"[{sid}]   agent session {agent}" + (f" ({model})" if model else "")
+        case AgentSaid(subtask_id=sid, text=text):
+            return f"[{sid}]   agent: {clip(text)}"
+        case AgentUsedTool(subtask_id=sid, tool=tool, detail=detail):
+            return f"[{sid}]   ✎ {tool} {clip(detail)}".rstrip()
+        case ToolDecided(subtask_id=sid, allowed=False, tool=tool, reason=reason):
+            return f"[{sid}]   ⛔ denied {tool}: {reason}"
+        case AgentRetrying(subtask_id=sid, attempt=attempt, error_status=status):
+            return f"[{sid}]   agent retrying its API call (attempt {attempt}, status {status})"
+        case QuestionAsked(subtask_id=sid, questions=questions):
+            return "\n".join(f"[{sid}]   ? {clip(q.question)}" for q in questions)
+        case QuestionAnswered(subtask_id=sid, answers=answers, by=by):
+            return "\n".join(f"[{sid}]   ↳ {clip(a)}  (answered by the {by} brain)" for a in answers.values())
+        case AgentFinished(subtask_id=sid, is_error=True, result=result):
+            return f"[{sid}]   agent failed: {clip(result)}"
+        case AgentFinished(subtask_id=sid, usage=usage, num_turns=turns):
+            return f"[{sid}]   agent finished its turn ({turns} model turns, ${usage.cost_usd:.4f})"
+        case ChecksRan(subtask_id=sid, results=results):
+            marks = ", ".join(f"{'✓' if r.passed else '✗'} {r.command} ({r.duration_s:.1f}s)" for r in results)
+            return f"[{sid}]   checks: {marks}"
+        case Reviewed(subtask_id=sid, verdict=verdict):
+            mark = "passed" if verdict.passed else "failed"
+            return f"[{sid}]   verdict: {mark}" + (f": {clip('; '.join(verdict.findings))}" if verdict.findings else "")
+        case FollowUpSent(subtask_id=sid, attempt=attempt):
+            return f"[{sid}]   ↻ follow-up sent to the same agent session (attempt {attempt})"
+        case SubtaskFinished(subtask_id=sid, status=status, reason=reason):
+            mark = "✓" if status == "done" else "✗"
+            return f"[{sid}] {mark} {status}" + (f": {clip(reason)}" if reason else "")
+        case ActorRestarted(actor=actor, reason=reason, restarts=n):
+            return f"  ⚠ {actor} crashed ({clip(reason)}); restarted (#{n})"
+        case Notice(level=level, text=text):
+            return f"  {level}: {text}"
+        case Committed(commit=commit, message=message):
+            return f"  committed {commit[:10]}: {message}"
+        case SessionFinished(status=status, reason=reason, cost_usd=cost, duration_s=duration):
+            detail = f": {reason}" if reason else ""
+            return f"■ {status}{detail}\n  {duration:.1f}s, agent cost ${cost:.4f}"
+    return None
+
+
+def clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
