@@ -1,0 +1,46 @@
+"""Recognising a final answer that is really a question, and turning it into an AgentQuestion."""
+
+from __future__ import annotations
+
+import re
+
+from agentproxy.messages import AgentQuestion, Option
+
+# How much of the end of a final answer is read: a question that matters is asked last.
+TAIL_CHARS = 600
+_ASKING = re.compile(
+    r"\b(should I|shall I|do you want|would you like|which (?:one|option|approach|framework|library)|"
+    r"let me know|please (?:confirm|clarify|choose|specify|tell me)|can you (?:confirm|clarify)|"
+    r"what (?:would|should) )",
+    re.IGNORECASE,
+)
+_LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[a-zA-Z][.)]|[-*•])\s+(?:\*\*)?(.+?)(?:\*\*)?\s*$")
+_EITHER_OR = re.compile(r"([\w.+#-]+),? or ([\w.+#-]+)\s*\?\s*$")
+# An offer after finished work ("Would you like me to add tests?") is not a question to answer.
+_OFFER = re.compile(r"^(?:would you like me to|want me to|do you want me to|shall I also|should I also|let me know if)", re.I)
+
+
+def looks_like_question(text: str) -> bool:
+    """True when the answer ends by asking the user something, rather than reporting work done."""
+    tail = text.strip()[-TAIL_CHARS:]
+    if not tail:
+        return False
+    last_paragraph = tail.split("\n\n")[-1].strip()
+    if _OFFER.match(last_paragraph):
+        return False
+    if last_paragraph.endswith("?"):
+        return True
+    last_lines = [line for line in tail.splitlines() if line.strip()][-8:]
+    asks = any(_ASKING.search(line) for line in last_lines)
+    return asks and any(line.rstrip().endswith("?") for line in last_lines)
+
+
+def question_from_text(text: str) -> AgentQuestion:
+    """The question in a final answer, with the options it offers (a list, or "X or Y?")."""
+    tail = text.strip()[-TAIL_CHARS:]
+    lines = tail.splitlines()
+    asked = next((line.strip() for line in reversed(lines) if line.rstrip().endswith("?")), lines[-1].strip() if lines else "")
+    options = [Option(label=m.group(1).strip()) for line in lines if (m := _LIST_ITEM.match(line))]
+    if not options and (either := _EITHER_OR.search(asked)):
+        options = [Option(label=either.group(1).strip()), Option(label=either.group(2).strip())]
+    return AgentQuestion(question=asked or tail, options=options)

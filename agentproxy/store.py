@@ -1,0 +1,355 @@
+"""The session store: one SQLite file holding every session, its tasks, subtasks and events.
+
+Events are the record; the sessions and subtasks tables are projections of them, updated in the
+same transaction as the event that changes them, so a listing never disagrees with the log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import msgspec
+
+from agentproxy.errors import StoreError, UnknownSessionError
+from agentproxy.messages import (
+    AgentFinished,
+    AgentStarted,
+    AnyEvent,
+    Event,
+    SessionFinished,
+    SubtaskFinished,
+    SubtaskStarted,
+    event_json_decoder,
+    to_json,
+)
+
+SCHEMA_VERSION = 1
+MIN_PREFIX = 4  # shorter prefixes match too much to be a safe way to name a session
+ORPHAN_REASON = "pa exited without finishing (crashed or killed)"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    working_dir TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    pid INTEGER,
+    screenshots TEXT NOT NULL DEFAULT '[]',
+    cost_usd REAL NOT NULL DEFAULT 0,
+    last_agent_session TEXT
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    seq INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE IF NOT EXISTS subtasks (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    subtask_id TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    agent_session_id TEXT,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (session_id, subtask_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    at REAL NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_session ON events (session_id, seq);
+CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at);
+"""
+
+_SESSION_COLUMNS = "id, task, working_dir, status, reason, created_at, updated_at, pid, screenshots, cost_usd, last_agent_session"
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    task: str  # the latest task given to the session
+    working_dir: str
+    status: str
+    reason: str
+    created_at: float
+    updated_at: float
+    pid: int | None
+    screenshots: tuple[str, ...]
+    cost_usd: float
+    last_agent_session: str | None
+
+
+@dataclass(frozen=True)
+class SubtaskRow:
+    subtask_id: str
+    title: str
+    status: str
+    attempts: int
+    reason: str
+    agent_session_id: str | None
+    cost_usd: float
+
+
+class SessionStore:
+    """One connection, shared by threads under a lock; every write is one IMMEDIATE transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the directory of the session store {self.path}: {exc.strerror}") from exc
+        try:
+            # isolation_level=None: transactions are begun explicitly, so their kind is ours to choose
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the session store {self.path}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._setup()
+        except StoreError:
+            self._conn.close()
+            raise
+
+    def _setup(self) -> None:
+        with self._locked("open"):
+            self._conn.execute("PRAGMA busy_timeout = 5000")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+        with self._locked("create the schema", write=True) as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"session store {self.path} has schema version {version}, newer than this pa knows ({SCHEMA_VERSION})"
+                )
+            if version < SCHEMA_VERSION:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _locked(self, what: str, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """Hold the lock (and, when writing, a transaction); turn sqlite errors into StoreError."""
+        with self._lock:
+            conn = self._conn
+            try:
+                if write:
+                    conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not at the first write
+                yield conn
+                if write:
+                    conn.execute("COMMIT")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):  # a closed connection has no transaction to roll back
+                    if conn.in_transaction:
+                        conn.rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"session store {self.path}: cannot {what}: {exc}") from exc
+                raise
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def create_session(self, task: str, working_dir: str, screenshots: list[str]) -> str:
+        now = time.time()
+        with self._locked("create a session", write=True) as conn:
+            session_id = secrets.token_hex(4)
+            while conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                session_id = secrets.token_hex(4)
+            conn.execute(
+                "INSERT INTO sessions (id, task, working_dir, status, reason, created_at, updated_at, pid, screenshots)"
+                " VALUES (?, ?, ?, 'running', '', ?, ?, ?, ?)",
+                (session_id, task, working_dir, now, now, os.getpid(), json.dumps(list(screenshots))),
+            )
+            conn.execute("INSERT INTO tasks VALUES (?, 1, ?, ?)", (session_id, task, now))
+        return session_id
+
+    def add_task(self, session_id: str, task: str) -> None:
+        now = time.time()
+        with self._locked("add a task", write=True) as conn:
+            updated = conn.execute(
+                "UPDATE sessions SET task = ?, status = 'running', reason = '', pid = ?, updated_at = ? WHERE id = ?",
+                (task, os.getpid(), now, session_id),
+            )
+            if updated.rowcount == 0:
+                raise UnknownSessionError(f"unknown session {session_id!r} (see pa --list-sessions)")
+            conn.execute(
+                "INSERT INTO tasks SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ? FROM tasks WHERE session_id = ?",
+                (session_id, task, now, session_id),
+            )
+
+    def get(self, id_or_prefix: str) -> SessionRow:
+        """The session with this id, or the only one whose id starts with it."""
+        with self._locked("read a session") as conn:
+            row = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (id_or_prefix,)).fetchone()
+            if row is not None:
+                return _session_row(row)
+            matches = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE substr(id, 1, ?) = ? LIMIT 2",
+                (len(id_or_prefix), id_or_prefix),
+            ).fetchall()
+        if not id_or_prefix or not matches:
+            raise UnknownSessionError(f"unknown session {id_or_prefix!r} (see pa --list-sessions)")
+        if len(id_or_prefix) < MIN_PREFIX:
+            raise UnknownSessionError(
+                f"session prefix {id_or_prefix!r} is too short: give at least {MIN_PREFIX} characters"
+            )
+        if len(matches) > 1:
+            raise UnknownSessionError(f"session prefix {id_or_prefix!r} is ambiguous (see pa --list-sessions)")
+        return _session_row(matches[0])
+
+    def list_sessions(self, limit: int = 50) -> list[SessionRow]:
+        """Newest first; a session whose pa died shows as interrupted, not running."""
+        self.mark_interrupted_orphans()
+        with self._locked("list sessions") as conn:
+            rows = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [_session_row(row) for row in rows]
+
+    def set_status(self, session_id: str, status: str, reason: str = "") -> None:
+        with self._locked("set a session's status", write=True) as conn:
+            updated = conn.execute(
+                "UPDATE sessions SET status = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (status, reason, time.time(), session_id),
+            )
+            if updated.rowcount == 0:
+                raise UnknownSessionError(f"unknown session {session_id!r} (see pa --list-sessions)")
+
+    def mark_interrupted_orphans(self) -> list[str]:
+        """Mark running sessions whose pa process is gone as interrupted; return their ids."""
+        with self._locked("mark interrupted sessions", write=True) as conn:
+            running = conn.execute("SELECT id, pid FROM sessions WHERE status = 'running'").fetchall()
+            orphans = [row["id"] for row in running if not _pid_alive(row["pid"])]
+            now = time.time()
+            for session_id in orphans:
+                conn.execute(
+                    "UPDATE sessions SET status = 'interrupted', reason = ?, updated_at = ? WHERE id = ?",
+                    (ORPHAN_REASON, now, session_id),
+                )
+        return orphans
+
+    # -- events and their projections -------------------------------------------------------
+
+    def record(self, event: Event) -> None:
+        """Append the event to its session's log and update the projections it changes."""
+        session_id = event.session_id
+        if not session_id:
+            raise StoreError(f"cannot record a {type(event).__name__} event without a session id")
+        kind = type(event).__struct_config__.tag
+        now = event.at or time.time()
+        with self._locked(f"record a {kind} event", write=True) as conn:
+            updated = conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+            if updated.rowcount == 0:
+                raise StoreError(f"cannot record a {kind} event for unknown session {session_id!r}")
+            conn.execute(
+                "INSERT INTO events SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE session_id = ?",
+                (session_id, kind, event.at, to_json(event), session_id),
+            )
+            _project(conn, event)
+
+    def events(self, session_id: str) -> list[AnyEvent]:
+        with self._locked("read events") as conn:
+            bodies = conn.execute("SELECT body FROM events WHERE session_id = ? ORDER BY seq", (session_id,)).fetchall()
+        try:
+            return [event_json_decoder.decode(body) for (body,) in bodies]
+        except msgspec.DecodeError as exc:
+            raise StoreError(f"session store {self.path}: an event of session {session_id!r} is unreadable: {exc}") from exc
+
+    def subtasks(self, session_id: str) -> list[SubtaskRow]:
+        with self._locked("read subtasks") as conn:
+            rows = conn.execute(
+                "SELECT subtask_id, title, status, attempts, reason, agent_session_id, cost_usd"
+                " FROM subtasks WHERE session_id = ? ORDER BY rowid",
+                (session_id,),
+            ).fetchall()
+        return [SubtaskRow(**dict(row)) for row in rows]
+
+    def tasks(self, session_id: str) -> list[str]:
+        with self._locked("read tasks") as conn:
+            rows = conn.execute("SELECT task FROM tasks WHERE session_id = ? ORDER BY seq", (session_id,)).fetchall()
+        return [task for (task,) in rows]
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SessionStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _project(conn: sqlite3.Connection, event: Event) -> None:
+    """Update the sessions and subtasks tables for the events that change them."""
+    sid = event.session_id
+    match event:
+        case SubtaskStarted(subtask_id=subtask_id, title=title, attempt=attempt):
+            conn.execute(
+                "INSERT INTO subtasks (session_id, subtask_id, title, status, attempts) VALUES (?, ?, ?, 'running', ?)"
+                " ON CONFLICT (session_id, subtask_id) DO UPDATE"
+                " SET title = excluded.title, status = 'running', attempts = excluded.attempts, reason = ''",
+                (sid, subtask_id, title, attempt),
+            )
+        case AgentStarted(subtask_id=subtask_id, agent_session_id=agent):
+            conn.execute(
+                "INSERT INTO subtasks (session_id, subtask_id, status, agent_session_id) VALUES (?, ?, 'running', ?)"
+                " ON CONFLICT (session_id, subtask_id) DO UPDATE SET agent_session_id = excluded.agent_session_id",
+                (sid, subtask_id, agent),
+            )
+            conn.execute("UPDATE sessions SET last_agent_session = ? WHERE id = ?", (agent, sid))
+        case AgentFinished(subtask_id=subtask_id, usage=usage):
+            conn.execute(
+                "UPDATE subtasks SET cost_usd = cost_usd + ? WHERE session_id = ? AND subtask_id = ?",
+                (usage.cost_usd, sid, subtask_id),
+            )
+            conn.execute("UPDATE sessions SET cost_usd = cost_usd + ? WHERE id = ?", (usage.cost_usd, sid))
+        case SubtaskFinished(subtask_id=subtask_id, status=status, reason=reason):
+            conn.execute(
+                "UPDATE subtasks SET status = ?, reason = ? WHERE session_id = ? AND subtask_id = ?",
+                (status, reason, sid, subtask_id),
+            )
+        case SessionFinished(status=status, reason=reason):
+            # its cost_usd is the sum AgentFinished events already added
+            conn.execute("UPDATE sessions SET status = ?, reason = ? WHERE id = ?", (status, reason, sid))
+
+
+def _session_row(row: sqlite3.Row) -> SessionRow:
+    values = dict(row)
+    values["screenshots"] = tuple(json.loads(values["screenshots"]))
+    return SessionRow(**values)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid or pid < 0:  # kill(0 or negative) would probe a process group, not a process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, it just belongs to someone else
+        return True
+    return True

@@ -1,0 +1,45 @@
+"""Run the real Claude Code CLI against a local fake API, isolated from the user's own setup.
+
+The child must never reach the real API or read the user's ~/.claude (settings, credentials,
+sessions), and must never stop at an interactive prompt: hence a private HOME and TMPDIR per run,
+a dummy key, and every optional network feature switched off.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_DROPPED_PREFIXES = ("CLAUDE_CODE_", "ANTHROPIC_")
+_FIXED = {
+    "ANTHROPIC_API_KEY": "sk-ant-fake-key",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    # Honored by 2.1.330: with 0 a 500 ends the turn at once (no api_retry events, no backoff).
+    "CLAUDE_CODE_MAX_RETRIES": "0",
+}
+
+
+def isolated_claude_env(base_url: str, home: Path) -> dict[str, str]:
+    """os.environ without any Claude session / Anthropic credentials, aimed at ``base_url``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "CLAUDECODE" and not key.startswith(_DROPPED_PREFIXES)
+    }
+    tmp = home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    env.update(_FIXED, HOME=str(home), TMPDIR=str(tmp), ANTHROPIC_BASE_URL=base_url)
+    return env
+
+
+def find_claude_bin() -> str | None:
+    """CLAUDE_BIN, else the repo's pinned npm install (``make claude``), else ``claude`` on PATH."""
+    if configured := os.environ.get("CLAUDE_BIN"):
+        return configured
+    pinned = _REPO_ROOT / ".tools" / "node_modules" / ".bin" / "claude"
+    return str(pinned) if pinned.exists() else shutil.which("claude")

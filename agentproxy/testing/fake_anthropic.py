@@ -1,0 +1,345 @@
+"""A local, per-test scripted fake of the Anthropic Messages API for the real Claude Code CLI.
+
+Point the CLI at ``FakeAnthropic().url`` through ANTHROPIC_BASE_URL (see ``claude_env``). Each
+main-loop ``POST /v1/messages`` consumes the next scripted reply; the CLI's side requests (title,
+summary, quota probes) get a canned text and never touch the script, so a test's script reads like
+the conversation it expects. Streaming replies are SSE shaped exactly like the real API's.
+
+    with FakeAnthropic(ToolUse("Write", lambda r: {"file_path": f"{r.cwd}/a.txt", "content": "x"}),
+                       Text("written")) as api:
+        run claude with ANTHROPIC_BASE_URL=api.url ...
+        assert api.requests[1].tool_results
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Union
+
+_CWD_MARKER = "Primary working directory:"
+SIDE_REPLY_TEXT = "Fake session"
+
+
+@dataclass(frozen=True)
+class CapturedRequest:
+    """One request the fake received, with the fields tests usually assert on already parsed."""
+
+    path: str
+    body: dict[str, Any]
+    side: bool = False
+
+    @property
+    def cwd(self) -> str:
+        """The CLI's working directory: it only travels in the environment part of the system prompt."""
+        for text in _system_texts(self.body):
+            for line in text.splitlines():
+                if _CWD_MARKER in line:
+                    return line.split(_CWD_MARKER, 1)[1].strip()
+        return ""
+
+    @property
+    def last_user_text(self) -> str:
+        """What the user said last, without the CLI's injected <system-reminder> blocks."""
+        return "\n".join(
+            block.get("text", "")
+            for block in self._last_user_blocks()
+            if block.get("type") == "text" and not block.get("text", "").startswith("<system-reminder>")
+        )
+
+    @property
+    def tool_results(self) -> list[dict[str, Any]]:
+        return [block for block in self._last_user_blocks() if block.get("type") == "tool_result"]
+
+    @property
+    def tools(self) -> list[str]:
+        return [tool.get("name", "") for tool in self.body.get("tools") or []]
+
+    @property
+    def system_text(self) -> str:
+        return "\n".join(_system_texts(self.body))
+
+    def _last_user_blocks(self) -> list[dict[str, Any]]:
+        # `messages` may hold {"role": "system"} entries: the last *user* one is the turn's input.
+        for message in reversed(self.body.get("messages") or []):
+            if message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, str):
+                    return [{"type": "text", "text": content}]
+                return [block for block in content or [] if isinstance(block, dict)]
+        return []
+
+
+def _system_texts(body: Mapping[str, Any]) -> list[str]:
+    """Top-level ``system`` plus the {"role": "system"} messages (2.1.330 puts the environment there)."""
+    parts: list[Any] = [body.get("system")]
+    parts += [m.get("content") for m in body.get("messages") or [] if m.get("role") == "system"]
+    texts: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, list):
+            texts += [block.get("text", "") for block in part if isinstance(block, dict)]
+    return texts
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """A tool call; ``input`` may be computed from the request (e.g. a path inside its cwd)."""
+
+    name: str
+    input: Mapping[str, Any] | Callable[[CapturedRequest], Mapping[str, Any]]
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One assistant message: optional text, then any number of tool calls."""
+
+    text: str = ""
+    tool_uses: tuple[ToolUse, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tool_uses", tuple(self.tool_uses))
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Error:
+    """An HTTP error with the real API's JSON body ({"type": "error", "error": {...}})."""
+
+    status: int
+    error_type: str = "api_error"
+    message: str = "Internal server error"
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Accept the request and say nothing for ``seconds`` (cut short when the fake closes)."""
+
+    seconds: float
+
+
+Reply = Union[Text, ToolUse, Turn, Error, Hang, Callable[[CapturedRequest], "Reply"]]
+
+
+def is_side_request(body: Mapping[str, Any]) -> bool:
+    # Rule: the main loop always declares tools and its system prompt names the working directory;
+    # side requests (title / summary / topic / quota probes, all on the small model) declare no tools.
+    return not body.get("tools")
+
+
+@dataclass
+class _Script:
+    replies: collections.deque[Reply] = field(default_factory=collections.deque)
+    default: Reply | None = None
+
+    def next(self) -> Reply:
+        return self.replies.popleft() if self.replies else (self.default or Text("done"))
+
+
+class FakeAnthropic:
+    """The fake server; a context manager that serves on 127.0.0.1 with a random port."""
+
+    def __init__(self, *replies: Reply, default: Reply | None = None) -> None:
+        self._script = _Script(collections.deque(replies), default)
+        self._cond = threading.Condition()
+        self._closing = threading.Event()
+        self.requests: list[CapturedRequest] = []
+        self.side_requests: list[CapturedRequest] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-anthropic", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeAnthropic:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def add(self, *replies: Reply) -> None:
+        with self._cond:
+            self._script.replies.extend(replies)
+
+    def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[CapturedRequest]:
+        """Block until ``n`` main-loop requests arrived; TimeoutError (with what did arrive) if not."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.requests) >= n, timeout):
+                raise TimeoutError(f"{len(self.requests)} of {n} requests after {timeout}s: {self.requests}")
+            return list(self.requests)
+
+    def _take(self, path: str, body: dict[str, Any]) -> tuple[CapturedRequest, Reply]:
+        side = is_side_request(body)
+        request = CapturedRequest(path=path, body=body, side=side)
+        with self._cond:
+            if side:
+                self.side_requests.append(request)
+                reply: Reply = Text(SIDE_REPLY_TEXT)
+            else:
+                self.requests.append(request)
+                reply = self._script.next()
+            self._cond.notify_all()
+        while callable(reply):
+            reply = reply(request)
+        return request, reply
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(12)
+
+
+def _as_turn(reply: Text | ToolUse | Turn) -> Turn:
+    if isinstance(reply, Text):
+        return Turn(text=reply.text)
+    if isinstance(reply, ToolUse):
+        return Turn(text=reply.text, tool_uses=(reply,))
+    return reply
+
+
+def _content_blocks(turn: Turn, request: CapturedRequest) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    if turn.text or not turn.tool_uses:
+        blocks.append({"type": "text", "text": turn.text})
+    for use in turn.tool_uses:
+        tool_input = use.input(request) if callable(use.input) else use.input
+        blocks.append({"type": "tool_use", "id": _new_id("toolu_"), "name": use.name, "input": dict(tool_input)})
+    return blocks
+
+
+def _usage(request: CapturedRequest, output_tokens: int) -> dict[str, int]:
+    return {
+        "input_tokens": max(1, len(json.dumps(request.body)) // 4),
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+
+
+def _message(request: CapturedRequest, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    output_tokens = max(1, len(json.dumps(blocks)) // 4)
+    return {
+        "id": _new_id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": request.body.get("model", "claude-fake"),
+        "content": blocks,
+        "stop_reason": "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn",
+        "stop_sequence": None,
+        "usage": _usage(request, output_tokens),
+    }
+
+
+def _halves(text: str) -> list[str]:
+    """Split a delta in two so clients must really concatenate partial chunks."""
+    cut = len(text) // 2
+    return [part for part in (text[:cut], text[cut:]) if part] or [""]
+
+
+def _sse_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    start = {**message, "content": [], "stop_reason": None, "usage": {**message["usage"], "output_tokens": 1}}
+    yield "message_start", {"type": "message_start", "message": start}
+    for index, block in enumerate(message["content"]):
+        if block["type"] == "text":
+            opening: dict[str, Any] = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": part} for part in _halves(block["text"])]
+        else:
+            opening = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": part} for part in _halves(json.dumps(block["input"]))]
+        yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": opening}
+        for delta in deltas:
+            yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+        yield "content_block_stop", {"type": "content_block_stop", "index": index}
+    yield "message_delta", {
+        "type": "message_delta",
+        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+        "usage": {"output_tokens": message["usage"]["output_tokens"]},
+    }
+    yield "message_stop", {"type": "message_stop"}
+
+
+def _handler_for(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            """Quiet: pytest output is for assertions, not access logs."""
+
+        def do_HEAD(self) -> None:
+            self._send_json(200, {}, with_body=False)
+
+        def do_GET(self) -> None:
+            self._send_json(200, {})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            body = json.loads(raw or b"{}")
+            path = self.path.split("?", 1)[0]
+            if path == "/v1/messages/count_tokens":
+                self._send_json(200, {"input_tokens": max(1, len(raw) // 4)})
+            elif path == "/v1/messages":
+                self._answer(*fake._take(self.path, body))
+            else:
+                self._send_json(200, {})
+
+        def _answer(self, request: CapturedRequest, reply: Reply) -> None:
+            if isinstance(reply, Hang):
+                fake._closing.wait(reply.seconds)
+                self.close_connection = True
+                return
+            if isinstance(reply, Error):
+                error = {"type": "error", "error": {"type": reply.error_type, "message": reply.message}}
+                self._send_json(reply.status, error)
+                return
+            assert isinstance(reply, (Text, ToolUse, Turn)), f"not a reply: {reply!r}"
+            message = _message(request, _content_blocks(_as_turn(reply), request))
+            if request.body.get("stream"):
+                self._send_sse(message)
+            else:
+                self._send_json(200, message)
+
+        def _send_json(self, status: int, payload: Mapping[str, Any], with_body: bool = True) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("request-id", _new_id("req_"))
+            self.end_headers()
+            if with_body:
+                self.wfile.write(data)
+
+        def _send_sse(self, message: dict[str, Any]) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("request-id", _new_id("req_"))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            for event, data in _sse_events(message):
+                self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+                self.wfile.flush()
+
+    return Handler
