@@ -49,8 +49,7 @@ class Supervisor(pykka.ThreadingActor):
         self.period_s = period_s
         self.on_escalate = on_escalate
         self.crashes: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
-
-    def on_start(self) -> None:
+        # Bound here, on the caller's thread, so the tree is addressable as soon as start() returns.
         self.directory.bind(SUPERVISOR, self.actor_ref)
         for name in self.factories:
             self.directory.bind(name, self.factories[name](name))

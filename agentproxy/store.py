@@ -80,7 +80,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_session ON events (session_id, seq);
 CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at);
 """
 
-_SESSION_COLUMNS = "id, task, working_dir, status, reason, created_at, updated_at, pid, screenshots, cost_usd, last_agent_session"
+_SESSION_COLUMNS = (
+    "id, task, working_dir, status, reason, created_at, updated_at, pid, screenshots, cost_usd, last_agent_session"
+)
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,8 @@ class SessionStore:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(
-                    f"session store {self.path} has schema version {version}, newer than this pa knows ({SCHEMA_VERSION})"
+                    f"session store {self.path} has schema version {version},"
+                    f" newer than this pa knows ({SCHEMA_VERSION})"
                 )
             if version < SCHEMA_VERSION:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
@@ -272,7 +275,9 @@ class SessionStore:
         try:
             return [event_json_decoder.decode(body) for (body,) in bodies]
         except msgspec.DecodeError as exc:
-            raise StoreError(f"session store {self.path}: an event of session {session_id!r} is unreadable: {exc}") from exc
+            raise StoreError(
+                f"session store {self.path}: an event of session {session_id!r} is unreadable: {exc}"
+            ) from exc
 
     def subtasks(self, session_id: str) -> list[SubtaskRow]:
         with self._locked("read subtasks") as conn:

@@ -38,8 +38,8 @@ class CapturedRequest:
 
     @property
     def cwd(self) -> str:
-        """The CLI's working directory: it only travels in the environment part of the system prompt."""
-        for text in _system_texts(self.body):
+        """The CLI's working directory: it only travels in the prompt's environment section."""
+        for text in _prompt_texts(self.body):
             for line in text.splitlines():
                 if _CWD_MARKER in line:
                     return line.split(_CWD_MARKER, 1)[1].strip()
@@ -64,7 +64,7 @@ class CapturedRequest:
 
     @property
     def system_text(self) -> str:
-        return "\n".join(_system_texts(self.body))
+        return "\n".join(_texts(self.body.get("system")))
 
     def _last_user_blocks(self) -> list[dict[str, Any]]:
         # `messages` may hold {"role": "system"} entries: the last *user* one is the turn's input.
@@ -77,16 +77,18 @@ class CapturedRequest:
         return []
 
 
-def _system_texts(body: Mapping[str, Any]) -> list[str]:
-    """Top-level ``system`` plus the {"role": "system"} messages (2.1.330 puts the environment there)."""
-    parts: list[Any] = [body.get("system")]
-    parts += [m.get("content") for m in body.get("messages") or [] if m.get("role") == "system"]
-    texts: list[str] = []
-    for part in parts:
-        if isinstance(part, str):
-            texts.append(part)
-        elif isinstance(part, list):
-            texts += [block.get("text", "") for block in part if isinstance(block, dict)]
+def _texts(content: Any) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    return [block.get("text", "") for block in content or [] if isinstance(block, dict)]
+
+
+def _prompt_texts(body: Mapping[str, Any]) -> list[str]:
+    """Where the environment section can be: 2.1.330 puts it in a {"role": "system"} message
+    (Opus default) or a <system-reminder> of the first user message (--model sonnet), not ``system``."""
+    texts = _texts(body.get("system"))
+    for message in body.get("messages") or []:
+        texts += _texts(message.get("content"))
     return texts
 
 

@@ -1,0 +1,151 @@
+"""The actor tree on real processes (the scripted agent speaks Claude Code's protocol): the happy
+path, crashed actors restarted with their work re-sent, crash loops escalated, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.claude_worker import ClaudeWorker
+from actors.verifier import Verifier
+from agentproxy.messages import ActorRestarted, AgentLine, Event, Review, SessionFinished, SubtaskFinished
+from agentproxy.runtime import ActorClasses, run_task
+from agentproxy.store import SessionStore
+from agentproxy import config
+
+WRITE_AND_FINISH = [
+    [
+        {"say": "Writing hello.py"},
+        {"write": {"path": "hello.py", "content": "print('hello')\n"}},
+        {"result": "Created hello.py."},
+    ]
+]
+
+
+def crashing(base: type, method: str, times: int) -> type:
+    """A subclass of the actor base whose `method` raises the first `times` calls (per test)."""
+    left = {"n": times}
+
+    def crash_then_delegate(self: Any, *args: Any) -> Any:
+        if left["n"] != 0:
+            left["n"] -= 1
+            raise RuntimeError(f"injected {base.__name__} crash")
+        return getattr(base, method)(self, *args)
+
+    return type(f"Crashing{base.__name__}", (base,), {method: crash_then_delegate})
+
+
+def child_pids() -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The ppid is the 2nd field after the parenthesised command name.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+                children.append(int(entry.name))
+    return children
+
+
+def processes_running(command_line: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip() == command_line.encode():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def recorded(session_id: str) -> list[Event]:
+    store = SessionStore(config.store_path())
+    try:
+        return store.events(session_id)
+    finally:
+        store.close()
+
+
+def run(task: str, options, **kwargs: Any):
+    events: list[Event] = []
+    outcome = run_task(task, options, subscribers=[events.append], timeout_s=90, **kwargs)
+    return outcome, events
+
+
+def test_happy_path_commits_the_agents_work(scripted_options) -> None:
+    options = scripted_options(WRITE_AND_FINISH, checks=("test -f hello.py",))
+    outcome, events = run("Create hello.py", options)
+    assert outcome.status == "done", outcome.reason
+    assert outcome.commit
+    assert (options.working_dir / "hello.py").read_text() == "print('hello')\n"
+    assert isinstance(events[-1], SessionFinished) and events[-1].status == "done"
+    assert [type(e).__name__ for e in recorded(outcome.session_id)] == [type(e).__name__ for e in events]
+
+
+def test_crashed_verifier_is_restarted_and_the_review_resent(scripted_options) -> None:
+    options = scripted_options(WRITE_AND_FINISH, checks=("test -f hello.py",))
+    classes = ActorClasses(verifier=crashing(Verifier, "on_review", times=1))
+    outcome, events = run("Create hello.py", options, classes=classes)
+    assert outcome.status == "done", outcome.reason
+    restarts = [e for e in events if isinstance(e, ActorRestarted)]
+    assert [(r.actor, r.restarts) for r in restarts] == [("verifier", 1)]
+    assert "injected Verifier crash" in restarts[0].reason
+
+
+def test_crashed_worker_is_restarted_and_the_subtask_completes(scripted_options) -> None:
+    options = scripted_options(WRITE_AND_FINISH, checks=("test -f hello.py",))
+    classes = ActorClasses(worker=crashing(ClaudeWorker, "on_agent_line", times=1))
+    outcome, events = run("Create hello.py", options, classes=classes)
+    assert outcome.status == "done", outcome.reason
+    assert any(isinstance(e, ActorRestarted) and e.actor == "worker:1" for e in events)
+    assert (options.working_dir / "hello.py").exists()
+
+
+def test_crash_loop_escalates_after_the_intensity(scripted_options) -> None:
+    options = scripted_options(WRITE_AND_FINISH, checks=("true",), restart_intensity=2)
+    classes = ActorClasses(verifier=crashing(Verifier, "on_review", times=-1))
+    outcome, events = run("Create hello.py", options, classes=classes)
+    assert outcome.status == "failed"
+    assert "verifier actor kept crashing" in outcome.reason
+    assert "3 crashes" in outcome.reason
+    assert [e.restarts for e in events if isinstance(e, ActorRestarted)] == [1, 2]
+    finished = [e for e in recorded(outcome.session_id) if isinstance(e, SessionFinished)]
+    assert finished and finished[-1].status == "failed"
+
+
+def test_no_thread_or_process_is_left_behind(scripted_options) -> None:
+    threads_before = set(threading.enumerate())
+    # The agent's command forks a grandchild: the whole process group must go, not just the agent.
+    slow = [[{"say": "working"}, {"bash": "sleep 31.7 & sleep 31.7"}, {"result": "done"}]]
+    options = scripted_options(slow, agent_timeout_s=2, max_attempts=0)
+    outcome, _ = run("Sleep a lot", options)
+    assert outcome.status == "failed"
+    assert "2s" in outcome.reason
+    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert leftover == []
+    assert child_pids() == []
+    assert processes_running("sleep 31.7") == []
+
+
+def test_silent_agent_is_killed_by_the_watchdog(scripted_options) -> None:
+    hung = [[{"say": "thinking very hard"}, {"sleep": 60}, {"result": "never"}]]
+    options = scripted_options(hung, silence_timeout_s=1.5, max_attempts=0)
+    outcome, events = run("Hang", options)
+    assert outcome.status == "failed"
+    finished = [e for e in events if isinstance(e, SubtaskFinished)]
+    assert finished and "silent" in finished[0].reason
+    assert child_pids() == []
+
+
+@pytest.mark.parametrize("crash_message", [Review, AgentLine])
+def test_fault_injection_targets_the_intended_message(crash_message: type) -> None:
+    # Guards the helper above: a crashing subclass really overrides the handler it names.
+    base, method = (Verifier, "on_review") if crash_message is Review else (ClaudeWorker, "on_agent_line")
+    cls = crashing(base, method, times=1)
+    assert cls.__dict__[method] is not getattr(base, method)
