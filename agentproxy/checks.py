@@ -72,10 +72,12 @@ def failure_report(results: Sequence[CheckResult], max_chars: int) -> str:
     sections = []
     for result in failed:
         status = f"timed out after {result.duration_s:g}s" if result.timed_out else f"exited {result.exit_code}"
+        header = f"$ {result.command}  ({status})"
+        room = budget - len(header) - 3  # the header's newline and the blank line between sections
         output = result.output_tail.strip()
-        if len(output) > budget:
-            output = "…" + output[-budget:]
-        sections.append(f"$ {result.command}  ({status})\n{output}")
+        if len(output) > room:
+            output = "…" + output[-(room - 1) :] if room > 1 else "…"
+        sections.append(f"{header}\n{output}")
     return "\n\n".join(sections)[-max_chars:]
 
 
