@@ -26,7 +26,9 @@ def looks_like_question(text: str) -> bool:
     if not tail:
         return False
     last_paragraph = tail.split("\n\n")[-1].strip()
-    if _OFFER.match(last_paragraph):
+    # The offer may follow the report in the same paragraph: "Done, tests pass.\nWould you like me to ...?"
+    last_sentence = re.split(r"\n|(?<=[.!])\s+", last_paragraph)[-1].strip()
+    if _OFFER.match(last_paragraph) or _OFFER.match(last_sentence):
         return False
     if last_paragraph.endswith("?"):
         return True
@@ -40,7 +42,7 @@ def question_from_text(text: str) -> AgentQuestion:
     tail = text.strip()[-TAIL_CHARS:]
     lines = tail.splitlines()
     asked = next((line.strip() for line in reversed(lines) if line.rstrip().endswith("?")), lines[-1].strip() if lines else "")
-    options = [Option(label=m.group(1).strip()) for line in lines if (m := _LIST_ITEM.match(line))]
+    options = [Option(label=m.group(1).replace("**", "").strip()) for line in lines if (m := _LIST_ITEM.match(line))]
     if not options and (either := _EITHER_OR.search(asked)):
         options = [Option(label=either.group(1).strip()), Option(label=either.group(2).strip())]
     return AgentQuestion(question=asked or tail, options=options)

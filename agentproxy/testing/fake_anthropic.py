@@ -17,7 +17,6 @@ import collections
 import json
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -137,8 +136,7 @@ Reply = Union[Text, ToolUse, Turn, Error, Hang, Callable[[CapturedRequest], "Rep
 
 
 def is_side_request(body: Mapping[str, Any]) -> bool:
-    # Rule: the main loop always declares tools and its system prompt names the working directory;
-    # side requests (title / summary / topic / quota probes, all on the small model) declare no tools.
+    # Rule (2.1.330): main-loop and subagent calls always declare tools; side calls (session title: `tools: []`, same model; quota_check / model_validation: max_tokens 1, no `tools`) don't.
     return not body.get("tools")
 
 
@@ -152,7 +150,11 @@ class _Script:
 
 
 class FakeAnthropic:
-    """The fake server; a context manager that serves on 127.0.0.1 with a random port."""
+    """The fake server; a context manager that serves on 127.0.0.1 with a random port.
+
+    ``requests`` holds the main-loop calls (each consumed one scripted reply), ``side_requests``
+    the CLI's side calls (answered with SIDE_REPLY_TEXT), so counts in tests stay deterministic.
+    """
 
     def __init__(self, *replies: Reply, default: Reply | None = None) -> None:
         self._script = _Script(collections.deque(replies), default)
@@ -189,7 +191,8 @@ class FakeAnthropic:
         """Block until ``n`` main-loop requests arrived; TimeoutError (with what did arrive) if not."""
         with self._cond:
             if not self._cond.wait_for(lambda: len(self.requests) >= n, timeout):
-                raise TimeoutError(f"{len(self.requests)} of {n} requests after {timeout}s: {self.requests}")
+                seen = [r.last_user_text[:60] for r in self.requests]
+                raise TimeoutError(f"{len(seen)} of {n} requests after {timeout}s; user texts: {seen}")
             return list(self.requests)
 
     def _take(self, path: str, body: dict[str, Any]) -> tuple[CapturedRequest, Reply]:

@@ -21,7 +21,7 @@ Which would you prefer?"""
         NUMBERED_CHOICE,
         "Should I use pytest or unittest?",
         "I found two config files.\n\nShould I use pytest or unittest?",
-        "Before I start: which approach do you want, a rewrite or a patch? Let me know and I'll begin.",
+        "Which approach do you want, a rewrite or a patch?\nLet me know and I'll begin.",
         "The spec is ambiguous about time zones.\n\nShould timestamps be stored in UTC or local time?",
     ],
 )
@@ -39,6 +39,8 @@ def test_questions_are_recognised(text: str) -> None:
         "Fixed the bug in utils.py.\n\nDo you want me to open a pull request?",
         "All done.\n\nLet me know if you'd like any changes?",
         "Implemented the CLI flag.\n\nShall I also add shell completion?",
+        "I implemented the parser and all tests pass.\nWould you like me to add tests?",
+        "Done. All 12 tests pass. Would you like me to add docs as well?",
         "",
         "   \n\n  ",
     ],
@@ -72,6 +74,7 @@ def test_numbered_options_become_options_and_the_question_is_the_last_asking_lin
         ("* Flask\n* Django (Recommended)", ["Flask", "Django (Recommended)"]),
         ("• Flask\n• Django", ["Flask", "Django"]),
         ("1. **Flask (Recommended)**\n2. **Django**", ["Flask (Recommended)", "Django"]),
+        ("1. **Flask** (Recommended) - small\n2. **Django** - big", ["Flask (Recommended) - small", "Django - big"]),
     ],
 )
 def test_list_items_become_options(listing: str, labels: list[str]) -> None:
