@@ -23,18 +23,23 @@ def run_from_cli(args: dict[str, Any]) -> int:
 
     resume = _resumption(args["session"], args["task"])
     task = args["task"] or (resume.task if resume else "")
+    # Validate the rest first: the working directory is created when prepared, and bad input
+    # should leave nothing behind.
+    agent_command = tuple(resolve_agent_command(args["claude_bin"]))
+    deny_patterns = parse_deny_patterns(list(args["deny"] or ()))
+    screenshots = tuple(_readable_screenshots(args["screenshots"] or ()))
     working_dir = _working_dir(args, resume)
     options = RunOptions(
         working_dir=working_dir,
-        agent_command=tuple(resolve_agent_command(args["claude_bin"])),
+        agent_command=agent_command,
         model=args["agent_model"],
         checks=tuple(args["checks"] or ()),
         check_timeout_s=args["check_timeout"],
         max_attempts=args["max_attempts"],
         silence_timeout_s=args["agent_silence_timeout"],
         agent_timeout_s=args["agent_timeout"],
-        deny_patterns=parse_deny_patterns(list(args["deny"] or ())),
-        screenshots=tuple(_readable_screenshots(args["screenshots"] or ())),
+        deny_patterns=deny_patterns,
+        screenshots=screenshots,
     )
     view = JsonView() if args["output"].value == "json" else TextView()
     outcome = run_task(task, options, subscribers=[view], resume=resume)

@@ -15,6 +15,7 @@ _ASKING = re.compile(
     re.IGNORECASE,
 )
 _LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[a-zA-Z][.)]|[-*•])\s+(?:\*\*)?(.+?)(?:\*\*)?\s*$")
+_FILE_NAME = re.compile(r"^`?[\w./-]+\.\w+`?(?:\s*[:(-].*)?$")
 _EITHER_OR = re.compile(r"([\w.+#-]+),? or ([\w.+#-]+)\s*\?\s*$")
 # An offer after finished work ("Would you like me to add tests?") is not a question to answer.
 _OFFER = re.compile(r"^(?:would you like me to|want me to|do you want me to|shall I also|should I also|let me know if)", re.I)
@@ -38,11 +39,29 @@ def looks_like_question(text: str) -> bool:
 
 
 def question_from_text(text: str) -> AgentQuestion:
-    """The question in a final answer, with the options it offers (a list, or "X or Y?")."""
-    tail = text.strip()[-TAIL_CHARS:]
-    lines = tail.splitlines()
-    asked = next((line.strip() for line in reversed(lines) if line.rstrip().endswith("?")), lines[-1].strip() if lines else "")
-    options = [Option(label=m.group(1).replace("**", "").strip()) for line in lines if (m := _LIST_ITEM.match(line))]
-    if not options and (either := _EITHER_OR.search(asked)):
+    """The question in a final answer, with the options it offers ("X or Y?", or the list next to it)."""
+    lines = text.strip()[-TAIL_CHARS:].splitlines()
+    at = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].rstrip().endswith("?")), len(lines) - 1)
+    asked = lines[at].strip() if lines else ""
+    if either := _EITHER_OR.search(asked):
         options = [Option(label=either.group(1).strip()), Option(label=either.group(2).strip())]
-    return AgentQuestion(question=asked or tail, options=options)
+    else:
+        options = [Option(label=label) for label in _adjacent_list(lines, at)]
+    return AgentQuestion(question=asked or text.strip(), options=options)
+
+
+def _adjacent_list(lines: list[str], at: int) -> list[str]:
+    """The list right after the question, else right before it; a list of files is a summary of
+    the work, not choices."""
+    items = _leading_items(lines[at + 1 :]) or _leading_items(lines[:at][::-1])[::-1]
+    return [] if all(_FILE_NAME.match(item) for item in items) else items
+
+
+def _leading_items(lines: list[str]) -> list[str]:
+    items: list[str] = []
+    for line in lines:
+        if match := _LIST_ITEM.match(line):
+            items.append(match.group(1).replace("**", "").strip())
+        elif items or line.strip():
+            break  # the list ended, or text stands between the question and any list
+    return items

@@ -412,6 +412,7 @@ def test_invalid_deny_regex(env: dict[str, str], tmp_path: Path, workdir: Path) 
     script = write_script(tmp_path / "script.json", WRITE_HELLO)
     done = pa("-d", str(workdir), "--claude-bin", claude_bin(script), "--deny", "(unclosed", "task", env=env, cwd=tmp_path)
     assert_usage_error(done, "--deny", "(unclosed")
+    assert not workdir.exists()
 
 
 def test_output_xml_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> None:

@@ -112,3 +112,20 @@ def test_an_open_question_has_no_options() -> None:
 def test_text_without_a_question_mark_uses_its_last_line() -> None:
     question = question_from_text("Some context.\nPlease confirm the target directory")
     assert question.question == "Please confirm the target directory"
+
+
+def test_either_or_in_the_question_wins_over_a_summary_list_above_it() -> None:
+    text = "Changed:\n- a.py\n- b.py\n\nShould I use pytest or unittest?"
+    assert [option.label for option in question_from_text(text).options] == ["pytest", "unittest"]
+
+
+def test_a_list_of_changed_files_is_not_a_set_of_options() -> None:
+    text = "Changed:\n- a.py\n- src/b.py: new helper\n\nWhich database should I use?"
+    question = question_from_text(text)
+    assert question.question == "Which database should I use?"
+    assert question.options == []
+
+
+def test_a_list_after_the_question_is_its_options() -> None:
+    question = question_from_text("Which would you prefer?\n1. Flask\n2. Django")
+    assert [option.label for option in question.options] == ["Flask", "Django"]
