@@ -163,3 +163,19 @@ def test_api_error_ends_the_subtask_with_a_clear_reason(project: Path, tmp_path:
     assert finished and "500" in finished[0].reason, finished
     assert processes_with_home(tmp_path / "claude-home") == []
     assert os.environ.get("ANTHROPIC_API_KEY", "sk-ant-fake-key") not in outcome.reason
+
+
+def test_a_final_answer_that_is_a_question_gets_an_answer_turn(project: Path, tmp_path: Path) -> None:
+    asking = Text("I can build this two ways:\n1. Flask (Recommended)\n2. Django\n\nWhich framework should I use?")
+
+    def write_what_it_was_told(request: CapturedRequest) -> ToolUse:
+        return write("told.txt", request.last_user_text)
+
+    with FakeAnthropic(asking, write_what_it_was_told, Text("Built it with Flask.")) as api:
+        outcome, events = run("Build the web app", options_for(api, project, tmp_path))
+    assert outcome.status == "done", outcome.reason
+    answered = [e for e in events if isinstance(e, QuestionAnswered)]
+    assert answered and list(answered[0].answers.values()) == ["Flask (Recommended)"]
+    assert "Flask (Recommended)" in (project / "told.txt").read_text()
+    sessions = {e.agent_session_id for e in events if isinstance(e, AgentFinished)}
+    assert len(sessions) == 1  # the answer went to the same agent session
