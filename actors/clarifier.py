@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from actors.base import Directory, SupervisedActor
 from agentproxy.brain import Brain, Situation
+from agentproxy.human import ask_on_terminal
+from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import Answer, Ask, JudgeTool, QuestionAnswered, ToolVerdict
+from agentproxy.options import RunOptions
 
 
 class Clarifier(SupervisedActor):
-    def __init__(self, name: str, directory: Directory, brain: Brain, context: Callable[[], str]) -> None:
+    def __init__(
+        self, name: str, directory: Directory, brain: Brain, board: KnowledgeBoard, options: RunOptions
+    ) -> None:
         super().__init__(name, directory)
         self.brain = brain
-        self.context = context  # read at each question: the project context loads after start
+        self.board = board
+        self.options = options
 
     def on_receive(self, message: Any) -> Any:
         match message:
             case Ask():
                 self.on_ask(message)
             case JudgeTool():
-                situation = Situation(task=message.task, context=self.context())
+                situation = Situation(task=message.task, knowledge=self.board.read())
                 judgement = self.brain.judge_tool(message.tool_name, message.tool_input, situation)
                 self.directory.tell(
                     message.worker,
@@ -30,7 +35,14 @@ class Clarifier(SupervisedActor):
         return None
 
     def on_ask(self, ask: Ask) -> None:
-        situation = Situation(task=ask.task, context=self.context(), transcript_tail=ask.transcript_tail)
-        answers = {question.question: self.brain.answer(question, situation) for question in ask.questions}
-        self.record(QuestionAnswered(subtask_id=ask.subtask_id, answers=answers, by=self.brain.name))
-        self.directory.tell(ask.worker, Answer(request_id=ask.request_id, answers=answers))
+        situation = Situation(task=ask.task, knowledge=self.board.read(), transcript_tail=ask.transcript_tail)
+        answers = self.brain.answer(ask.questions, situation)
+        by = self.brain.name
+        if self.options.ask_human:
+            # The brain's answers are the defaults the human accepts with Enter or by waiting.
+            human = ask_on_terminal(ask.questions, answers, self.options.ask_human_timeout_s)
+            by = "human" if human != answers else by
+            answers = human
+        by_question = {question.question: answer for question, answer in zip(ask.questions, answers)}
+        self.record(QuestionAnswered(subtask_id=ask.subtask_id, answers=by_question, by=by))
+        self.directory.tell(ask.worker, Answer(request_id=ask.request_id, answers=by_question))

@@ -62,6 +62,7 @@ class SubtaskState:
     attempt: int = 1
     agent_session_id: str | None = None
     worker: str = ""
+    base_commit: str = ""  # HEAD when the subtask started: the review reads the diff from here
 
 
 @dataclass
@@ -126,7 +127,7 @@ class Dispatcher(SupervisedActor):
             self.record(PlanMade(plan=run.plan, brain="recorded"))
             self.on_plan(run.plan)
         else:
-            self.send(PLANNER, PlanRequest(session_id=run.session_id, task=run.task, context=run.context))
+            self.send(PLANNER, PlanRequest(session_id=run.session_id, task=run.task))
 
     def on_plan(self, plan: Plan) -> None:
         assert self.run is not None
@@ -162,6 +163,7 @@ class Dispatcher(SupervisedActor):
         assert self.run is not None
         state.worker = f"{WORKER_PREFIX}{state.subtask.id}"
         state.status = "running"
+        state.base_commit = self.head()
         self.slots.busy.add(state.subtask.id)
         self.directory.ask(SUPERVISOR, StartWorker(name=state.worker))
         self.record(SubtaskStarted(subtask_id=state.subtask.id, title=state.subtask.title, attempt=state.attempt))
@@ -177,6 +179,13 @@ class Dispatcher(SupervisedActor):
             ),
         )
 
+    def head(self) -> str:
+        assert self.run is not None
+        try:
+            return Workspace(Path(self.run.working_dir)).head()
+        except WorkspaceError:
+            return ""  # a review without a diff is still a review
+
     # -- results ---------------------------------------------------------------------------
 
     def on_subtask_done(self, done: SubtaskDone) -> None:
@@ -191,7 +200,14 @@ class Dispatcher(SupervisedActor):
         state.status = "reviewing"
         self.send(
             VERIFIER,
-            Review(task=self.run.task, subtask=state.subtask, cwd=self.run.working_dir, agent_summary=done.summary, attempt=state.attempt),
+            Review(
+                task=self.run.task,
+                subtask=state.subtask,
+                cwd=self.run.working_dir,
+                agent_summary=done.summary,
+                attempt=state.attempt,
+                base_commit=state.base_commit,
+            ),
         )
 
     def on_review_done(self, review: ReviewDone) -> None:

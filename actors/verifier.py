@@ -6,18 +6,27 @@ from pathlib import Path
 from typing import Any
 
 from actors.base import DISPATCHER, Directory, SupervisedActor
-from agentproxy.brain import Brain, ReviewInput
+from agentproxy.brain import Brain, OfflineBrain, ReviewInput
 from agentproxy.checks import detect_checks, run_checks
+from agentproxy.errors import WorkspaceError
+from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import ChecksRan, Review, ReviewDone, Reviewed
 from agentproxy.options import RunOptions
+from agentproxy.workspace import Workspace
+
+DIFF_CHARS = 40_000
 
 
 class Verifier(SupervisedActor):
     """Blocks its own mailbox while checks run (bounded by check_timeout_s); nobody waits on it by ask."""
 
-    def __init__(self, name: str, directory: Directory, brain: Brain, options: RunOptions) -> None:
+    def __init__(
+        self, name: str, directory: Directory, brain: Brain, board: KnowledgeBoard, options: RunOptions
+    ) -> None:
         super().__init__(name, directory)
-        self.brain = brain
+        # --no-qa: the checks alone decide, as the offline brain does.
+        self.brain = brain if options.brain_review else OfflineBrain()
+        self.board = board
         self.options = options
 
     def on_receive(self, message: Any) -> Any:
@@ -34,7 +43,22 @@ class Verifier(SupervisedActor):
         if results:
             self.record(ChecksRan(subtask_id=review.subtask.id, results=results))
         verdict = self.brain.review(
-            ReviewInput(task=review.task, subtask=review.subtask, checks=results, agent_summary=review.agent_summary)
+            ReviewInput(
+                task=review.task,
+                subtask=review.subtask,
+                checks=results,
+                agent_summary=review.agent_summary,
+                diff=self.diff(cwd, review.base_commit),
+                knowledge=self.board.read(),
+            )
         )
         self.record(Reviewed(subtask_id=review.subtask.id, verdict=verdict, attempt=review.attempt))
         self.directory.tell(DISPATCHER, ReviewDone(subtask_id=review.subtask.id, verdict=verdict, checks=results))
+
+    def diff(self, cwd: Path, base_commit: str) -> str:
+        if not base_commit or self.brain.name == OfflineBrain.name:
+            return ""  # the offline brain does not read diffs
+        try:
+            return Workspace(cwd).diff_since(base_commit, DIFF_CHARS)
+        except WorkspaceError as exc:
+            return f"(no diff: {exc})"

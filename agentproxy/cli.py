@@ -30,6 +30,9 @@ def pa(
     list_sessions: Annotated[bool, typer.Option("--list-sessions", help="List recorded sessions and exit.")] = False,
     set_workdir: Annotated[Optional[Path], typer.Option("--set-workdir", help="Save DIR as the default working directory (and run TASK there, if given).")] = None,
     show_workdir: Annotated[bool, typer.Option("--show-workdir", help="Print the saved working directory and exit.")] = False,
+    context_dir: Annotated[Optional[Path], typer.Option("--context-dir", help="Documents and images the brain reads, for this run (default: the saved contextdir).")] = None,
+    set_contextdir: Annotated[Optional[Path], typer.Option("--set-contextdir", help="Save DIR as the default context directory (and run TASK, if given).")] = None,
+    show_contextdir: Annotated[bool, typer.Option("--show-contextdir", help="Print the saved context directory and exit.")] = False,
     screenshots: Annotated[Optional[list[Path]], typer.Option("--add-screenshot", help="An image for the agent to look at (repeatable).")] = None,
     claude_bin: Annotated[Optional[str], typer.Option("--claude-bin", envvar="CLAUDE_BIN", help="The Claude Code command.")] = None,
     agent_model: Annotated[Optional[str], typer.Option("--agent-model", help="Model for the coding agent (passed to claude --model).")] = None,
@@ -68,9 +71,19 @@ def _dispatch(**args) -> int:
         saved = config.saved_workdir()
         typer.echo(str(saved) if saved else "(no saved workdir; the current directory is used)")
         return EXIT_OK
+    if args["show_contextdir"]:
+        saved = config.saved_contextdir()
+        typer.echo(str(saved) if saved else "(no saved contextdir)")
+        return EXIT_OK
     if args["list_sessions"]:
         typer.echo(sessions.format_sessions(sessions.list_sessions()))
         return EXIT_OK
+    if args["set_contextdir"] is not None:
+        contextdir = _existing_dir(args["set_contextdir"], "--set-contextdir")
+        config.save_contextdir(contextdir)
+        typer.echo(f"saved contextdir: {contextdir}")
+        if args["task"] is None and args["set_workdir"] is None:
+            return EXIT_OK
     if args["set_workdir"] is not None:
         from agentproxy.workspace import prepare_workdir
 
@@ -81,7 +94,16 @@ def _dispatch(**args) -> int:
             return EXIT_OK
     if args["task"] is None and args["session"] is None:
         raise UsageError("no task given: pa \"what to do\" (see pa --help)")
+    if args["context_dir"] is not None:
+        args["context_dir"] = _existing_dir(args["context_dir"], "--context-dir")
     return launch.run_from_cli(args)
+
+
+def _existing_dir(path: Path, flag: str) -> Path:
+    resolved = path.expanduser().resolve()
+    if not resolved.is_dir():
+        raise UsageError(f"{flag} {path}: not an existing directory")
+    return resolved
 
 
 def main() -> None:

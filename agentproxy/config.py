@@ -35,14 +35,19 @@ def store_path() -> Path:
 
 
 def saved_workdir() -> Path | None:
-    value = _settings().get("workdir")
-    return Path(value) if value else None
+    return _saved_path("workdir")
 
 
 def save_workdir(path: Path) -> None:
-    settings = _settings()
-    settings["workdir"] = str(path)
-    _write_settings(settings)
+    _save_path("workdir", path)
+
+
+def saved_contextdir() -> Path | None:
+    return _saved_path("contextdir")
+
+
+def save_contextdir(path: Path) -> None:
+    _save_path("contextdir", path)
 
 
 def load_dotenv_files(cwd: Path) -> None:
@@ -63,6 +68,17 @@ def configure_logging() -> Path:
     level = os.environ.get("AGENTPROXY_LOG_LEVEL", "INFO").upper()
     root.setLevel(level if isinstance(logging.getLevelName(level), int) else logging.INFO)
     return log_path
+
+
+def _saved_path(key: str) -> Path | None:
+    value = _settings().get(key)
+    return Path(value) if value else None
+
+
+def _save_path(key: str, path: Path) -> None:
+    settings = _settings()
+    settings[key] = str(path)
+    _write_settings(settings)
 
 
 def _settings() -> dict[str, str]:

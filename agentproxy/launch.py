@@ -8,6 +8,7 @@ from typing import Any
 
 from agentproxy import config
 from agentproxy.agents.claude import resolve_agent_command
+from agentproxy.brain import Brain, OfflineBrain
 from agentproxy.errors import UsageError
 from agentproxy.options import RunOptions
 from agentproxy.policy import parse_deny_patterns
@@ -28,6 +29,8 @@ def run_from_cli(args: dict[str, Any]) -> int:
     agent_command = tuple(resolve_agent_command(args["claude_bin"]))
     deny_patterns = parse_deny_patterns(list(args["deny"] or ()))
     screenshots = tuple(_readable_screenshots(args["screenshots"] or ()))
+    context_dir = _context_dir(args.get("context_dir"))
+    brain = make_brain(args.get("model"))
     working_dir = _working_dir(args, resume)
     options = RunOptions(
         working_dir=working_dir,
@@ -40,10 +43,38 @@ def run_from_cli(args: dict[str, Any]) -> int:
         agent_timeout_s=args["agent_timeout"],
         deny_patterns=deny_patterns,
         screenshots=screenshots,
+        context_dir=context_dir,
+        brain_review=not args.get("no_qa", False),
+        ask_human=args.get("ask_human", False),
+        ask_human_timeout_s=args.get("ask_human_timeout", 120.0),
     )
     view = JsonView() if args["output"].value == "json" else TextView()
-    outcome = run_task(task, options, subscribers=[view], resume=resume)
+    outcome = run_task(task, options, brain=brain, subscribers=[view], resume=resume)
     return EXIT_CODES[outcome.status]
+
+
+def make_brain(model: str | None) -> Brain:
+    """The Gemini brain when a key is set (GEMINI_API_KEY, or GOOGLE_API_KEY), else the offline one."""
+    api_key = os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
+    if not api_key:
+        return OfflineBrain()
+    try:
+        from agentproxy.brain.gemini import GeminiBrain
+    except ImportError as exc:
+        raise UsageError("GEMINI_API_KEY is set but google-genai is not installed: pip install 'agentproxy[gemini]'") from exc
+    from agentproxy.brain.resilient import ResilientBrain
+
+    return ResilientBrain(GeminiBrain(api_key, model))
+
+
+def _context_dir(given: Path | None) -> Path | None:
+    chosen = given or config.saved_contextdir()
+    if chosen is None:
+        return None
+    resolved = Path(chosen).expanduser().resolve()
+    if not resolved.is_dir():
+        raise UsageError(f"context directory not found: {chosen}")
+    return resolved
 
 
 def _resumption(session: str | None, task: str | None) -> Resumption | None:

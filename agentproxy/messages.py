@@ -97,6 +97,7 @@ class SessionStarted(Event, tag="session_started"):
 class ContextLoaded(Event, tag="context_loaded"):
     sources: list[str] = []
     chars: int = 0
+    images: int = 0
 
 
 class PlanMade(Event, tag="plan_made"):
@@ -203,11 +204,33 @@ class Committed(Event, tag="committed"):
     message: str
 
 
+class BrainCalled(Event, tag="brain_called"):
+    """One call of the supervisor's own LLM, with what it cost."""
+
+    purpose: Literal["plan", "answer", "review", "judge"]
+    model: str
+    ok: bool
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    duration_s: float = 0.0
+    error: str = ""
+
+
+class BrainFellBack(Event, tag="brain_fell_back"):
+    """The brain could not answer; the offline brain's answer was used instead."""
+
+    purpose: str
+    reason: str
+    for_rest_of_session: bool = False
+
+
 class SessionFinished(Event, tag="session_finished"):
     status: SessionStatus
     reason: str = ""
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # the agents'
     duration_s: float = 0.0
+    brain_cost_usd: float = 0.0  # the supervisor's own LLM calls
 
 
 AnyEvent = Union[
@@ -230,6 +253,8 @@ AnyEvent = Union[
     ActorRestarted,
     Notice,
     Committed,
+    BrainCalled,
+    BrainFellBack,
     SessionFinished,
 ]
 
@@ -248,7 +273,6 @@ class RunTask(Msg, tag="run_task"):
     session_id: str
     task: str
     working_dir: str
-    context: str = ""
     screenshots: list[str] = []
     plan: Plan | None = None  # when resuming: the recorded plan, not a new one
     done_subtasks: list[str] = []  # when resuming: ids already finished
@@ -260,7 +284,6 @@ class PlanRequest(Msg, tag="plan_request"):
 
     session_id: str
     task: str
-    context: str = ""
 
 
 class PlanReady(Msg, tag="plan_ready"):
@@ -350,6 +373,7 @@ class Review(Msg, tag="review"):
     cwd: str
     agent_summary: str = ""
     attempt: int = 1
+    base_commit: str = ""  # the diff under review is from here to the working tree
 
 
 class ReviewDone(Msg, tag="review_done"):
@@ -404,9 +428,11 @@ class OpenSession(Msg, tag="open_session"):
 
 
 class GetContext(Msg, tag="get_context"):
-    """Runtime -> ContextKeeper (ask): the project context for the brain; returns a str."""
+    """Runtime -> ContextKeeper (ask): load the project context for the brain; returns its sources."""
 
     working_dir: str
+    context_dir: str | None = None
+    screenshots: list[str] = []
 
 
 class Record(Msg, tag="record"):

@@ -26,3 +26,7 @@ class RunOptions:
     restart_intensity: int = 3  # restarts of one actor allowed within restart_period_s
     restart_period_s: float = 60.0
     max_question_follow_ups: int = 2  # final answers that are questions, answered per subtask
+    context_dir: Path | None = None  # documents and images that inform every brain call
+    brain_review: bool = True  # False (--no-qa): the checks alone decide
+    ask_human: bool = False  # put agents' questions to the terminal, the brain's answer as default
+    ask_human_timeout_s: float = 120.0

@@ -29,6 +29,7 @@ from actors.supervisor import Supervisor
 from actors.verifier import Verifier
 from agentproxy import config
 from agentproxy.brain import Brain, OfflineBrain
+from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import Cancel, GetContext, OpenSession, Record, RunTask, SessionStarted
 from agentproxy.options import RunOptions
 from agentproxy.sessions import Resumption
@@ -72,7 +73,7 @@ def run_task(
     Workspace(options.working_dir).ensure_repo()
     directory = Directory()
     outcome: concurrent.futures.Future[RunOutcome] = concurrent.futures.Future()
-    context_holder = {"text": ""}
+    board = KnowledgeBoard()
 
     def finished(result: RunOutcome) -> None:
         if not outcome.done():
@@ -80,11 +81,11 @@ def run_task(
 
     factories: dict[str, Callable[[str], pykka.ActorRef]] = {
         CONTEXT_KEEPER: lambda name: classes.context_keeper.start(
-            name, directory, store_path or config.store_path(), subscribers
+            name, directory, store_path or config.store_path(), subscribers, board
         ),
-        PLANNER: lambda name: classes.planner.start(name, directory, brain),
-        CLARIFIER: lambda name: classes.clarifier.start(name, directory, brain, lambda: context_holder["text"]),
-        VERIFIER: lambda name: classes.verifier.start(name, directory, brain, options),
+        PLANNER: lambda name: classes.planner.start(name, directory, brain, board),
+        CLARIFIER: lambda name: classes.clarifier.start(name, directory, brain, board, options),
+        VERIFIER: lambda name: classes.verifier.start(name, directory, brain, board, options),
         DISPATCHER: lambda name: classes.dispatcher.start(name, directory, options, finished),
     }
     supervisor = Supervisor.start(
@@ -98,6 +99,7 @@ def run_task(
         ),
     )
     session_id = ""
+    brain.events.connect(lambda event: directory.tell(CONTEXT_KEEPER, Record(event=event)))
     try:
         screenshots = [str(p) for p in options.screenshots]
         session_id = directory.ask(
@@ -117,14 +119,20 @@ def run_task(
                 )
             ),
         )
-        context_holder["text"] = directory.ask(CONTEXT_KEEPER, GetContext(working_dir=str(options.working_dir)))
+        directory.ask(
+            CONTEXT_KEEPER,
+            GetContext(
+                working_dir=str(options.working_dir),
+                context_dir=str(options.context_dir) if options.context_dir else None,
+                screenshots=screenshots,
+            ),
+        )
         directory.tell(
             DISPATCHER,
             RunTask(
                 session_id=session_id,
                 task=task,
                 working_dir=str(options.working_dir),
-                context=context_holder["text"],
                 screenshots=screenshots,
                 plan=resume.plan if resume else None,
                 done_subtasks=list(resume.done_subtasks) if resume else [],
@@ -133,6 +141,7 @@ def run_task(
         )
         return _wait(outcome, directory, session_id, timeout_s)
     finally:
+        brain.events.connect(None)
         try:
             supervisor.stop(block=True, timeout=SHUTDOWN_TIMEOUT_S)
         except pykka.Timeout:

@@ -33,7 +33,7 @@ from agentproxy.messages import (
     to_json,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIN_PREFIX = 4  # shorter prefixes match too much to be a safe way to name a session
 ORPHAN_REASON = "pa exited without finishing (crashed or killed)"
 
@@ -49,7 +49,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     pid INTEGER,
     screenshots TEXT NOT NULL DEFAULT '[]',
     cost_usd REAL NOT NULL DEFAULT 0,
-    last_agent_session TEXT
+    last_agent_session TEXT,
+    summary TEXT,
+    ended_at REAL
 );
 CREATE TABLE IF NOT EXISTS tasks (
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -79,6 +81,11 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_session ON events (session_id, seq);
 CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at);
 """
+
+# From version n to n + 1; a new store gets _SCHEMA, already at SCHEMA_VERSION.
+_MIGRATIONS = {
+    1: ("ALTER TABLE sessions ADD COLUMN summary TEXT", "ALTER TABLE sessions ADD COLUMN ended_at REAL"),
+}
 
 _SESSION_COLUMNS = (
     "id, task, working_dir, status, reason, created_at, updated_at, pid, screenshots, cost_usd, last_agent_session"
@@ -145,9 +152,14 @@ class SessionStore:
                     f"session store {self.path} has schema version {version},"
                     f" newer than this pa knows ({SCHEMA_VERSION})"
                 )
-            if version < SCHEMA_VERSION:
+            if version == 0:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[step]:
+                        conn.execute(statement)
+            if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -236,6 +248,28 @@ class SessionStore:
             )
             if updated.rowcount == 0:
                 raise UnknownSessionError(f"unknown session {session_id!r} (see pa --list-sessions)")
+
+    def set_summary(self, session_id: str, summary: str) -> None:
+        """Keep what the session did, for later sessions in the same project; it ends now."""
+        with self._locked("save a session's summary", write=True) as conn:
+            updated = conn.execute(
+                "UPDATE sessions SET summary = ?, ended_at = ? WHERE id = ?", (summary, time.time(), session_id)
+            )
+            if updated.rowcount == 0:
+                raise UnknownSessionError(f"unknown session {session_id!r} (see pa --list-sessions)")
+
+    def recent_summaries(
+        self, working_dir: str, limit: int = 5, exclude: str | None = None
+    ) -> list[tuple[str, str, float]]:
+        """(session id, summary, ended_at) of the latest summarised sessions in working_dir, newest first."""
+        with self._locked("read session summaries") as conn:
+            rows = conn.execute(
+                "SELECT id, summary, ended_at FROM sessions"
+                " WHERE working_dir = ? AND summary IS NOT NULL AND summary != '' AND id IS NOT ?"
+                " ORDER BY ended_at DESC, rowid DESC LIMIT ?",
+                (working_dir, exclude, limit),
+            ).fetchall()
+        return [(row["id"], row["summary"], row["ended_at"]) for row in rows]
 
     def mark_interrupted_orphans(self) -> list[str]:
         """Mark running sessions whose pa process is gone as interrupted; return their ids."""

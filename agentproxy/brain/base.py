@@ -1,16 +1,19 @@
 """The brain: what the Planner, Clarifier and Verifier ask when they need judgement.
 
-Implementations: ``OfflineBrain`` (rules, no network; the default without GEMINI_API_KEY).
-Every method is called on the calling actor's thread and may block for a network round trip;
-a brain that cannot answer raises ``BrainError`` and the caller falls back to the offline brain.
+Implementations: ``OfflineBrain`` (rules, no network; the default without GEMINI_API_KEY) and
+``GeminiBrain`` (google-genai), which runs inside a ``ResilientBrain`` that falls back to the
+offline brain, so a Gemini outage never strands a running agent. Every method is called on the
+calling actor's thread and may block for a network round trip.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agentproxy.messages import AgentQuestion, CheckResult, Plan, Subtask, Verdict
+from agentproxy.knowledge import Knowledge
+from agentproxy.messages import AgentQuestion, CheckResult, Event, Plan, Subtask, Verdict
 
 
 @dataclass(frozen=True)
@@ -18,9 +21,9 @@ class Situation:
     """What the brain knows when an agent asks something."""
 
     task: str
+    knowledge: Knowledge = field(default_factory=Knowledge)
     subtask: Subtask | None = None
-    context: str = ""
-    transcript_tail: str = ""
+    transcript_tail: str = ""  # the agent's recent output, newest last
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class ReviewInput:
     checks: list[CheckResult]
     agent_summary: str = ""
     diff: str = ""
-    context: str = ""
+    knowledge: Knowledge = field(default_factory=Knowledge)
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,25 @@ class ToolJudgement:
     reason: str
 
 
+class EventSink:
+    """Where a brain reports its calls and fallbacks; run_task connects it to the ContextKeeper."""
+
+    def __init__(self) -> None:
+        self._target: Callable[[Event], None] | None = None
+
+    def connect(self, target: Callable[[Event], None] | None) -> None:
+        self._target = target
+
+    def __call__(self, event: Event) -> None:
+        if self._target is not None:
+            self._target(event)
+
+
 class Brain(Protocol):
     name: str
+    events: EventSink
 
-    def plan(self, task: str, context: str) -> Plan: ...
+    def plan(self, task: str, knowledge: Knowledge) -> Plan: ...
 
     def answer(self, question: AgentQuestion, situation: Situation) -> str: ...
 
@@ -51,4 +69,4 @@ class Brain(Protocol):
     def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement: ...
 
 
-__all__ = ["Brain", "ReviewInput", "Situation", "ToolJudgement"]
+__all__ = ["Brain", "EventSink", "ReviewInput", "Situation", "ToolJudgement"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from agentproxy.brain.base import ReviewInput, Situation, ToolJudgement
+from agentproxy.brain.base import EventSink, ReviewInput, Situation, ToolJudgement
 from agentproxy.checks import failure_report
+from agentproxy.knowledge import Knowledge
 from agentproxy.messages import AgentQuestion, Plan, Subtask, Verdict
 
 DEFAULT_ANSWER = "Proceed with your best judgement, following the project's conventions."
@@ -19,7 +21,10 @@ _RECOMMENDED = re.compile(r"\brecommended\b", re.IGNORECASE)
 class OfflineBrain:
     name = "offline"
 
-    def plan(self, task: str, context: str) -> Plan:
+    def __init__(self) -> None:
+        self.events = EventSink()  # nothing to report: no calls, no cost
+
+    def plan(self, task: str, knowledge: Knowledge) -> Plan:
         """One subtask per item of an explicit numbered list (each after the previous); else one."""
         items = _numbered_items(task)
         if len(items) < 2:
@@ -35,14 +40,9 @@ class OfflineBrain:
         ]
         return Plan(subtasks=subtasks, rationale="one subtask per numbered item, in order")
 
-    def answer(self, question: AgentQuestion, situation: Situation) -> str:
-        """The recommended option, else the first one, else a policy answer."""
-        for option in question.options:
-            if _RECOMMENDED.search(option.label) or _RECOMMENDED.search(option.description):
-                return option.label
-        if question.options:
-            return question.options[0].label
-        return DEFAULT_ANSWER
+    def answer(self, questions: Sequence[AgentQuestion], situation: Situation) -> list[str]:
+        """For each question: the recommended option, else the first one, else a policy answer."""
+        return [_pick(question) for question in questions]
 
     def review(self, review: ReviewInput) -> Verdict:
         """Passed when every check passed; with no checks, the agent's own success stands."""
@@ -61,6 +61,13 @@ class OfflineBrain:
 
     def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement:
         return ToolJudgement(allow=True, reason=f"{tool_name}: no rule applies; allowed by the offline brain")
+
+
+def _pick(question: AgentQuestion) -> str:
+    for option in question.options:
+        if _RECOMMENDED.search(option.label) or _RECOMMENDED.search(option.description):
+            return option.label
+    return question.options[0].label if question.options else DEFAULT_ANSWER
 
 
 def _numbered_items(task: str) -> list[str]:

@@ -133,9 +133,97 @@ def test_wal_mode_and_schema_version(store: SessionStore) -> None:
     conn = sqlite3.connect(store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     finally:
         conn.close()
+
+
+# The schema as version 1 created it, kept literally: the migration must work from exactly this.
+V1_SCHEMA = """
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    working_dir TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    pid INTEGER,
+    screenshots TEXT NOT NULL DEFAULT '[]',
+    cost_usd REAL NOT NULL DEFAULT 0,
+    last_agent_session TEXT
+);
+CREATE TABLE tasks (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    seq INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE subtasks (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    subtask_id TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    agent_session_id TEXT,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (session_id, subtask_id)
+);
+CREATE TABLE events (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    at REAL NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX events_by_session ON events (session_id, seq);
+CREATE INDEX sessions_by_created ON sessions (created_at);
+PRAGMA user_version = 1;
+"""
+
+
+def test_version_1_store_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SCHEMA)
+    conn.execute(
+        "INSERT INTO sessions (id, task, working_dir, status, created_at, updated_at) VALUES"
+        " ('old00001', 'old task', '/w', 'done', 1, 1)"
+    )
+    conn.commit()
+    conn.close()
+    with SessionStore(path) as store:
+        assert store.get("old00001").task == "old task"
+        assert store.recent_summaries("/w") == []
+        store.set_summary("old00001", "did the old task")
+        assert [row[:2] for row in store.recent_summaries("/w")] == [("old00001", "did the old task")]
+    with SessionStore(path) as store:  # reopening at version 2 migrates nothing twice
+        assert store.recent_summaries("/w")[0][1] == "did the old task"
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        conn.close()
+
+
+def test_summaries_newest_first_per_working_dir(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [store.create_session(f"task {i}", "/w", []) for i in range(4)]
+    other = store.create_session("elsewhere", "/other", [])
+    store.create_session("never summarised", "/w", [])
+    for at, sid in enumerate([ids[2], ids[0], ids[3], ids[1], other]):
+        monkeypatch.setattr("agentproxy.store.time.time", lambda at=at: 1000.0 + at)
+        store.set_summary(sid, f"summary of {sid}")
+    store.set_summary(ids[3], "")  # an empty summary says nothing: not listed
+    recent = store.recent_summaries("/w")
+    assert recent == [(ids[1], f"summary of {ids[1]}", 1003.0), (ids[0], f"summary of {ids[0]}", 1001.0),
+                      (ids[2], f"summary of {ids[2]}", 1000.0)]
+    assert [sid for sid, _, _ in store.recent_summaries("/w", limit=2)] == [ids[1], ids[0]]
+    assert [sid for sid, _, _ in store.recent_summaries("/w", exclude=ids[1])] == [ids[0], ids[2]]
+    assert store.recent_summaries("/nowhere") == []
+    with pytest.raises(UnknownSessionError):
+        store.set_summary("missing1", "x")
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,62 @@
+"""A brain that never strands a running agent: the primary brain's answer, or the offline one's.
+
+A failed call (BrainError) is answered by the offline brain and reported; after
+``max_failures`` failures in a row the primary is given up for the rest of the session, with a
+visible warning, so that an outage does not cost a timeout per question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from agentproxy.brain.base import Brain, EventSink, ReviewInput, Situation, ToolJudgement
+from agentproxy.brain.offline import OfflineBrain
+from agentproxy.errors import BrainError
+from agentproxy.knowledge import Knowledge
+from agentproxy.messages import AgentQuestion, BrainFellBack, Plan, Verdict
+
+T = TypeVar("T")
+MAX_FAILURES = 3
+
+
+class ResilientBrain:
+    def __init__(self, primary: Brain, max_failures: int = MAX_FAILURES) -> None:
+        self.primary = primary
+        self.offline = OfflineBrain()
+        self.max_failures = max_failures
+        self.failures_in_a_row = 0
+        self.given_up = False
+        self.events: EventSink = primary.events
+
+    @property
+    def name(self) -> str:
+        return f"{self.offline.name} ({self.primary.name} unavailable)" if self.given_up else self.primary.name
+
+    def plan(self, task: str, knowledge: Knowledge) -> Plan:
+        return self._either("plan", lambda b: b.plan(task, knowledge))
+
+    def answer(self, questions: Sequence[AgentQuestion], situation: Situation) -> list[str]:
+        return self._either("answer", lambda b: b.answer(questions, situation))
+
+    def review(self, review: ReviewInput) -> Verdict:
+        return self._either("review", lambda b: b.review(review))
+
+    def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement:
+        return self._either("judge", lambda b: b.judge_tool(tool_name, tool_input, situation))
+
+    def _either(self, purpose: str, call: Callable[[Brain], T]) -> T:
+        if self.given_up:
+            return call(self.offline)
+        try:
+            result = call(self.primary)
+        except BrainError as exc:
+            self.failures_in_a_row += 1
+            self.given_up = self.failures_in_a_row >= self.max_failures
+            reason = str(exc)
+            if self.given_up:
+                reason += f"; {self.failures_in_a_row} failures in a row: the offline brain decides for the rest of the session"
+            self.events(BrainFellBack(purpose=purpose, reason=reason, for_rest_of_session=self.given_up))
+            return call(self.offline)
+        self.failures_in_a_row = 0
+        return result
