@@ -29,8 +29,8 @@ def run_from_cli(args: dict[str, Any]) -> int:
     agent_command = tuple(resolve_agent_command(args["claude_bin"]))
     deny_patterns = parse_deny_patterns(list(args["deny"] or ()))
     screenshots = tuple(_readable_screenshots(args["screenshots"] or ()))
-    context_dir = _context_dir(args.get("context_dir"))
-    brain = make_brain(args.get("model"))
+    context_dir = _context_dir(args["context_dir"])
+    brain = make_brain(args["model"])
     working_dir = _working_dir(args, resume)
     options = RunOptions(
         working_dir=working_dir,
@@ -44,9 +44,9 @@ def run_from_cli(args: dict[str, Any]) -> int:
         deny_patterns=deny_patterns,
         screenshots=screenshots,
         context_dir=context_dir,
-        brain_review=not args.get("no_qa", False),
-        ask_human=args.get("ask_human", False),
-        ask_human_timeout_s=args.get("ask_human_timeout", 120.0),
+        brain_review=not args["no_qa"],
+        ask_human=args["ask_human"],
+        ask_human_timeout_s=args["ask_human_timeout"],
     )
     view = JsonView() if args["output"].value == "json" else TextView()
     outcome = run_task(task, options, brain=brain, subscribers=[view], resume=resume)
@@ -69,12 +69,9 @@ def make_brain(model: str | None) -> Brain:
 
 def _context_dir(given: Path | None) -> Path | None:
     chosen = given or config.saved_contextdir()
-    if chosen is None:
-        return None
-    resolved = Path(chosen).expanduser().resolve()
-    if not resolved.is_dir():
-        raise UsageError(f"context directory not found: {chosen}")
-    return resolved
+    if chosen is not None and not chosen.is_dir():
+        raise UsageError(f"the saved context directory {chosen} no longer exists (pa --set-contextdir DIR)")
+    return chosen
 
 
 def _resumption(session: str | None, task: str | None) -> Resumption | None:

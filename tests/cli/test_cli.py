@@ -28,6 +28,12 @@ PA = Path(sys.executable).with_name("pa")
 RUN_TIMEOUT_S = 60
 
 ALL_FLAGS = (
+    "--model",
+    "--no-qa",
+    "--ask-human",
+    "--context-dir",
+    "--set-contextdir",
+    "--show-contextdir",
     "-d",
     "--working-dir",
     "-s",
