@@ -6,6 +6,7 @@ Views are ContextKeeper subscribers: called on its thread, one event at a time, 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from agentproxy.messages import (
@@ -15,6 +16,7 @@ from agentproxy.messages import (
     AgentSaid,
     AgentStarted,
     AgentUsedTool,
+    BrainFellBack,
     ChecksRan,
     Committed,
     ContextLoaded,
@@ -62,8 +64,11 @@ def describe(event: Event) -> str | None:
         case SessionStarted():
             verb = "continuing" if event.continued else "session"
             return f"▶ {verb} {event.session_id}: {clip(event.task)}\n  in {event.working_dir}"
-        case ContextLoaded(sources=sources, chars=chars) if sources:
-            return f"  context: {', '.join(sources)} ({chars} chars)"
+        case ContextLoaded(sources=sources, chars=chars, images=images) if sources or images:
+            names = ", ".join(Path(source).name if "/" in source else source for source in sources[:6])
+            more = f" and {len(sources) - 6} more" if len(sources) > 6 else ""
+            pictures = f", {images} image{'s' if images != 1 else ''}" if images else ""
+            return f"  context: {names}{more} ({chars} chars{pictures})"
         case PlanMade(plan=plan, brain=brain):
             count = len(plan.subtasks)
             steps = "".join(f"\n    {s.id}. {clip(s.title)}" for s in plan.subtasks)
@@ -83,7 +88,7 @@ def describe(event: Event) -> str | None:
         case QuestionAsked(subtask_id=sid, questions=questions):
             return "\n".join(f"[{sid}]   ? {clip(q.question)}" for q in questions)
         case QuestionAnswered(subtask_id=sid, answers=answers, by=by):
-            return "\n".join(f"[{sid}]   ↳ {clip(a)}  (answered by the {by} brain)" for a in answers.values())
+            return "\n".join(f"[{sid}]   ↳ {clip(a)}  (answered by {by})" for a in answers.values())
         case AgentFinished(subtask_id=sid, is_error=True, result=result):
             return f"[{sid}]   agent failed: {clip(result)}"
         case AgentFinished(subtask_id=sid, usage=usage, num_turns=turns):
@@ -105,9 +110,11 @@ def describe(event: Event) -> str | None:
             return f"  {level}: {text}"
         case Committed(commit=commit, message=message):
             return f"  committed {commit[:10]}: {message}"
-        case SessionFinished(status=status, reason=reason, cost_usd=cost, duration_s=duration):
+        case BrainFellBack(purpose=purpose, reason=reason):
+            return f"  ⚠ brain: {clip(reason)}; the offline brain's {purpose} is used"
+        case SessionFinished(status=status, reason=reason, cost_usd=cost, duration_s=duration, brain_cost_usd=brain):
             detail = f": {reason}" if reason else ""
-            return f"■ {status}{detail}\n  {duration:.1f}s, agent cost ${cost:.4f}"
+            return f"■ {status}{detail}\n  {duration:.1f}s, agent cost ${cost:.4f}, supervisor brain cost ${brain:.4f}"
     return None
 
 

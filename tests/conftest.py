@@ -15,10 +15,16 @@ import pytest
 from agentproxy.options import RunOptions
 
 
+# A developer's own brain settings must not reach the tests: no test may call the real Gemini.
+BRAIN_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "AGENTPROXY_GEMINI_MODEL")
+
+
 @pytest.fixture(autouse=True)
 def agentproxy_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "agentproxy-home"
     monkeypatch.setenv("AGENTPROXY_HOME", str(home))
+    for name in BRAIN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     return home
 
 

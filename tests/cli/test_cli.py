@@ -213,7 +213,7 @@ def test_demo_runs_offline_end_to_end(env: dict[str, str], tmp_path: Path) -> No
     out = done.stdout
     assert "SCRIPTED" in out
     assert "? Which greeting style should greet() use?" in out
-    assert "↳ Friendly (Recommended)" in out and "answered by the offline brain" in out
+    assert "↳ Friendly (Recommended)" in out and "answered by offline" in out
     assert "checks: ✗" in out and "checks: ✓" in out  # the check fails first, then passes
     assert "follow-up sent to the same agent session" in out
     assert "■ done" in out
@@ -477,3 +477,39 @@ def test_sigkilled_pa_leaves_its_session_interrupted(env: dict[str, str], tmp_pa
     assert session_status(listing.stdout, session_id) == "interrupted"
     with SessionStore(config.store_path()) as store:
         assert store.get(session_id).reason == ORPHAN_REASON
+
+
+ASKING = [
+    [
+        {
+            "ask": {
+                "question": "Which greeting style?",
+                "header": "Style",
+                "options": [{"label": "Friendly (Recommended)"}, {"label": "Formal"}],
+            }
+        },
+        {"write": {"path": "style.txt", "content": "{answer}"}},
+        {"result": "Wrote style.txt."},
+    ]
+]
+
+
+@pytest.mark.parametrize(("typed", "expected", "by"), [(b"2\n", "Formal", "human"), (None, "Friendly (Recommended)", "offline")])
+def test_ask_human_takes_the_answer_from_the_terminal_or_the_brain_after_the_timeout(
+    typed: bytes | None, expected: str, by: str, env: dict[str, str], tmp_path: Path, workdir: Path
+) -> None:
+    script = write_script(tmp_path / "ask.json", ASKING)
+    argv = [str(PA), "-d", str(workdir), "--claude-bin", claude_bin(script), "--ask-human", "--ask-human-timeout", "1",
+            "--output", "json", "Write the style"]
+    with subprocess.Popen(argv, env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        if typed is not None:
+            proc.stdin.write(typed)  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+        # stdin stays open: with nothing typed, the prompt must give up by its timeout, not on end of input.
+        proc.wait(timeout=RUN_TIMEOUT_S)
+        out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    assert proc.returncode == 0, err
+    assert (workdir / "style.txt").read_text() == expected
+    answered = [e for e in json_events(out.decode()) if e["kind"] == "question_answered"]
+    assert answered[0]["answers"] == {"Which greeting style?": expected} and answered[0]["by"] == by
+    assert "? Which greeting style?" in err.decode() and "2. Formal" in err.decode()
