@@ -179,3 +179,20 @@ def test_a_final_answer_that_is_a_question_gets_an_answer_turn(project: Path, tm
     assert "Flask (Recommended)" in (project / "told.txt").read_text()
     sessions = {e.agent_session_id for e in events if isinstance(e, AgentFinished)}
     assert len(sessions) == 1  # the answer went to the same agent session
+
+
+def test_a_transcript_captured_from_the_real_cli_parses_line_by_line(project: Path, tmp_path: Path) -> None:
+    from agentproxy.agents import claude_stream as wire
+
+    assert CLAUDE_BIN is not None
+    with FakeAnthropic(write("a.txt", "a\n"), Text("Wrote a.txt.")) as api:
+        done = subprocess.run(
+            [CLAUDE_BIN, "-p", "Write a.txt", "--output-format", "stream-json", "--verbose", "--allowedTools", "Write"],
+            cwd=project, env=isolated_claude_env(api.url, tmp_path / "claude-home"),
+            capture_output=True, timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    parsed = [wire.parse_line(line) for line in done.stdout.splitlines() if line.strip()]
+    assert not [p for p in parsed if isinstance(p, (wire.MalformedLine, wire.UnknownLine))]
+    assert isinstance(parsed[0], wire.SystemLine) and isinstance(parsed[-1], wire.ResultLine)
+    assert parsed[-1].session_id == parsed[0].session_id

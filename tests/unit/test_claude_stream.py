@@ -9,7 +9,7 @@ import pytest
 
 from agentproxy.agents import claude_stream as wire
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "protocol-samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "protocol-samples"
 TRANSCRIPTS = sorted(SAMPLES.glob("claude_*.jsonl"))
 
 
