@@ -10,6 +10,7 @@ from agentproxy.errors import WorkdirError, WorkspaceError
 
 GIT_TIMEOUT_S = 60.0
 BASELINE_MESSAGE = "agentproxy: baseline"
+MAX_NEW_FILES_SHOWN = 50
 # Used only when the user has no git identity, so that a commit never fails on a fresh machine.
 FALLBACK_IDENTITY = {
     "GIT_AUTHOR_NAME": "agentproxy",
@@ -67,11 +68,16 @@ class Workspace:
         return self.head()
 
     def diff_since(self, rev: str, max_chars: int) -> str:
-        """What changed since rev, working tree included, bounded; new untracked files are listed."""
+        """What changed since rev, working tree and new files included, bounded by max_chars."""
         diff = self._git("diff", rev, "--stat", "--patch", "--", ".")
         untracked = self._git("ls-files", "--others", "--exclude-standard", "--", ".").splitlines()
-        if untracked:
-            diff += "\nnew files: " + ", ".join(untracked)
+        for name in untracked[:MAX_NEW_FILES_SHOWN]:
+            if len(diff) >= max_chars:
+                break
+            # --no-index exits 1 when the files differ, which they always do here.
+            diff += self._git("diff", "--no-index", "--", os.devnull, name, check=False)
+        if len(untracked) > MAX_NEW_FILES_SHOWN:
+            diff += f"\n… and {len(untracked) - MAX_NEW_FILES_SHOWN} more new files"
         return diff if len(diff) <= max_chars else diff[:max_chars] + "\n… (diff truncated)"
 
     def _git(self, *args: str, check: bool = True) -> str:

@@ -337,7 +337,7 @@ def test_has_changes_and_commit_all(tmp_path: Path, git_env: Path) -> None:
     assert "tracked.txt" not in git(project, "ls-files")
 
 
-def test_diff_since_shows_changes_and_lists_new_files(tmp_path: Path, git_env: Path) -> None:
+def test_diff_since_shows_changes_and_new_files(tmp_path: Path, git_env: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "app.py").write_text("def f():\n    return 1\n")
@@ -353,7 +353,7 @@ def test_diff_since_shows_changes_and_lists_new_files(tmp_path: Path, git_env: P
     assert "app.py" in diff
     assert "+    return 2" in diff
     assert "-    return 1" in diff
-    assert diff.rstrip().endswith("new files: brand_new.py")
+    assert "+++ b/brand_new.py" in diff and "+print('new')" in diff  # a new file's content, not just its name
 
 
 def test_diff_since_is_bounded(tmp_path: Path, git_env: Path) -> None:
