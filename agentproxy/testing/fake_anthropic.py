@@ -13,15 +13,14 @@ the conversation it expects. Streaming replies are SSE shaped exactly like the r
 
 from __future__ import annotations
 
-import collections
 import json
 import secrets
-import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
+
+from agentproxy.testing.scripted_server import ScriptedServer
 
 _CWD_MARKER = "Primary working directory:"
 SIDE_REPLY_TEXT = "Fake session"
@@ -140,16 +139,7 @@ def is_side_request(body: Mapping[str, Any]) -> bool:
     return not body.get("tools")
 
 
-@dataclass
-class _Script:
-    replies: collections.deque[Reply] = field(default_factory=collections.deque)
-    default: Reply | None = None
-
-    def next(self) -> Reply:
-        return self.replies.popleft() if self.replies else (self.default or Text("done"))
-
-
-class FakeAnthropic:
+class FakeAnthropic(ScriptedServer[CapturedRequest, Reply]):
     """The fake server; a context manager that serves on 127.0.0.1 with a random port.
 
     ``requests`` holds the main-loop calls (each consumed one scripted reply), ``side_requests``
@@ -157,57 +147,19 @@ class FakeAnthropic:
     """
 
     def __init__(self, *replies: Reply, default: Reply | None = None) -> None:
-        self._script = _Script(collections.deque(replies), default)
-        self._cond = threading.Condition()
-        self._closing = threading.Event()
-        self.requests: list[CapturedRequest] = []
+        super().__init__(replies, default or Text("done"), _handler_for(self), "fake-anthropic")
         self.side_requests: list[CapturedRequest] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-anthropic", daemon=True)
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeAnthropic:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def add(self, *replies: Reply) -> None:
-        with self._cond:
-            self._script.replies.extend(replies)
-
-    def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[CapturedRequest]:
-        """Block until ``n`` main-loop requests arrived; TimeoutError (with what did arrive) if not."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.requests) >= n, timeout):
-                seen = [r.last_user_text[:60] for r in self.requests]
-                raise TimeoutError(f"{len(seen)} of {n} requests after {timeout}s; user texts: {seen}")
-            return list(self.requests)
+    def describe(self, request: CapturedRequest) -> str:
+        return request.last_user_text[:60]
 
     def _take(self, path: str, body: dict[str, Any]) -> tuple[CapturedRequest, Reply]:
-        side = is_side_request(body)
-        request = CapturedRequest(path=path, body=body, side=side)
-        with self._cond:
-            if side:
-                self.side_requests.append(request)
-                reply: Reply = Text(SIDE_REPLY_TEXT)
-            else:
-                self.requests.append(request)
-                reply = self._script.next()
-            self._cond.notify_all()
-        while callable(reply):
-            reply = reply(request)
+        request = CapturedRequest(path=path, body=body, side=is_side_request(body))
+        if request.side:
+            self.record(request, scripted=False, into=self.side_requests)
+            return request, Text(SIDE_REPLY_TEXT)
+        reply = self.record(request)
+        assert reply is not None
         return request, reply
 
 
@@ -311,7 +263,7 @@ def _handler_for(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, request: CapturedRequest, reply: Reply) -> None:
             if isinstance(reply, Hang):
-                fake._closing.wait(reply.seconds)
+                fake.closing.wait(reply.seconds)
                 self.close_connection = True
                 return
             if isinstance(reply, Error):

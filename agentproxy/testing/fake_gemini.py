@@ -15,17 +15,16 @@ mapping and retry logic run exactly as in production.
 from __future__ import annotations
 
 import base64
-import collections
 import json
 import re
 import secrets
 import socket
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
+
+from agentproxy.testing.scripted_server import ScriptedServer
 from urllib.parse import parse_qs, urlsplit
 
 _ROUTE = re.compile(r"^/(v1|v1beta)/models/([^/:]+):(generateContent|streamGenerateContent|countTokens)$")
@@ -157,16 +156,7 @@ class Disconnect:
 Reply = Union[Json, RawText, FunctionCall, Status, Hang, Disconnect, Callable[[GeminiRequest], "Reply"]]
 
 
-@dataclass
-class _Script:
-    replies: collections.deque[Reply] = field(default_factory=collections.deque)
-    default: Reply | None = None
-
-    def next(self) -> Reply:
-        return self.replies.popleft() if self.replies else (self.default or Json({}))
-
-
-class FakeGemini:
+class FakeGemini(ScriptedServer[GeminiRequest, Reply]):
     """The fake server; a context manager that serves on 127.0.0.1 with a random port.
 
     ``requests`` holds every routed request in arrival order (recorded before answering, so a
@@ -174,55 +164,14 @@ class FakeGemini:
     """
 
     def __init__(self, *replies: Reply, default: Reply | None = None) -> None:
-        self._script = _Script(collections.deque(replies), default)
-        self._cond = threading.Condition()
-        self._closing = threading.Event()
-        self.requests: list[GeminiRequest] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        # A short poll interval: shutdown() waits up to one interval, and tests open a fake each.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-gemini", daemon=True
-        )
+        super().__init__(replies, default or Json({}), _handler_for(self), "fake-gemini")
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeGemini:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def add(self, *replies: Reply) -> None:
-        with self._cond:
-            self._script.replies.extend(replies)
-
-    def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[GeminiRequest]:
-        """Block until ``n`` requests arrived; TimeoutError (with what did arrive) if not."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.requests) >= n, timeout):
-                seen = [f"{r.method}: {r.text[:60]}" for r in self.requests]
-                raise TimeoutError(f"{len(seen)} of {n} requests after {timeout}s: {seen}")
-            return list(self.requests)
+    def describe(self, request: GeminiRequest) -> str:
+        return f"{request.method}: {request.text[:60]}"
 
     def _take(self, request: GeminiRequest) -> Reply | None:
         """Record the request; the next scripted reply, or None for countTokens (never scripted)."""
-        with self._cond:
-            self.requests.append(request)
-            reply = None if request.method == "countTokens" else self._script.next()
-            self._cond.notify_all()
-        while callable(reply):
-            reply = reply(request)
-        return reply
+        return self.record(request, scripted=request.method != "countTokens")
 
 
 def _tokens(text: str) -> int:
@@ -308,7 +257,7 @@ def _handler_for(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, request: GeminiRequest, reply: Reply) -> None:
             if isinstance(reply, Hang):
-                fake._closing.wait(reply.seconds)
+                fake.closing.wait(reply.seconds)
                 self.close_connection = True
                 return
             if isinstance(reply, Disconnect):
