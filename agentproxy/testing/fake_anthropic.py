@@ -99,6 +99,11 @@ class ToolUse:
     text: str = ""
 
 
+def write_file(name: str, content: str) -> ToolUse:
+    """The model writing ``name`` (relative) in the CLI's working directory."""
+    return ToolUse("Write", lambda request: {"file_path": f"{request.cwd}/{name}", "content": content})
+
+
 @dataclass(frozen=True)
 class Turn:
     """One assistant message: optional text, then any number of tool calls."""

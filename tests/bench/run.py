@@ -25,7 +25,7 @@ from agentproxy.messages import BrainCalled, Event
 from agentproxy.options import RunOptions
 from agentproxy.runtime import run_task
 from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
-from agentproxy.testing.fake_anthropic import FakeAnthropic, Text, ToolUse
+from agentproxy.testing.fake_anthropic import FakeAnthropic, Text, write_file
 from agentproxy.testing.fake_gemini import FakeGemini, Json
 
 REPEATS = 5
@@ -55,7 +55,7 @@ def help_figure() -> tuple[float, float]:
 
 
 def orchestration_figure(claude: str, root: Path) -> tuple[float, float]:
-    write = ToolUse("Write", lambda request: {"file_path": f"{request.cwd}/hello.txt", "content": "hi\n"})
+    write = write_file("hello.txt", "hi\n")
     runs = iter(range(1000))
 
     def fresh_dir() -> Path:

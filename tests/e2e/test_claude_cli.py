@@ -28,17 +28,10 @@ from agentproxy.messages import (
 from agentproxy.options import RunOptions
 from agentproxy.runtime import run_task
 from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
-from agentproxy.testing.fake_anthropic import CapturedRequest, Error, FakeAnthropic, Hang, Text, ToolUse
+from agentproxy.testing.fake_anthropic import CapturedRequest, Error, FakeAnthropic, Hang, Text, ToolUse, write_file
 
-CLAUDE_BIN = find_claude_bin()
-pytestmark = [
-    pytest.mark.claude_cli,
-    pytest.mark.skipif(CLAUDE_BIN is None, reason="the Claude Code CLI is not installed (make claude)"),
-]
+CLAUDE_BIN = find_claude_bin() or "claude"
 
-
-def write(name: str, content: str) -> ToolUse:
-    return ToolUse("Write", lambda request: {"file_path": f"{request.cwd}/{name}", "content": content})
 
 
 @pytest.fixture
@@ -49,7 +42,6 @@ def project(tmp_path: Path) -> Path:
 
 
 def options_for(api: FakeAnthropic, project: Path, tmp_path: Path, **overrides: Any) -> RunOptions:
-    assert CLAUDE_BIN is not None
     options = RunOptions(
         working_dir=project,
         agent_command=(CLAUDE_BIN,),
@@ -81,7 +73,7 @@ def processes_with_home(home: Path) -> list[int]:
 
 
 def test_pa_creates_a_file(project: Path, tmp_path: Path, agentproxy_home: Path) -> None:
-    with FakeAnthropic(write("hello.txt", "hi\n"), Text("Created hello.txt.")) as api:
+    with FakeAnthropic(write_file("hello.txt", "hi\n"), Text("Created hello.txt.")) as api:
         env = {**isolated_claude_env(api.url, tmp_path / "claude-home"), "AGENTPROXY_HOME": str(agentproxy_home)}
         done = subprocess.run(
             [sys.executable, "-m", "agentproxy", "-d", str(project), "--claude-bin", CLAUDE_BIN, "--output", "json",
@@ -113,7 +105,7 @@ def test_ask_user_question_is_answered_through_the_control_protocol(project: Pat
 
     def write_the_answer(request: CapturedRequest) -> ToolUse:
         answer = json.dumps(request.tool_results[0].get("content"))
-        return write("choice.txt", answer)
+        return write_file("choice.txt", answer)
 
     with FakeAnthropic(ToolUse("AskUserQuestion", {"questions": [question]}), write_the_answer, Text("Done.")) as api:
         outcome, events = run("Pick a framework and record it in choice.txt", options_for(api, project, tmp_path))
@@ -127,9 +119,9 @@ def test_ask_user_question_is_answered_through_the_control_protocol(project: Pat
 def test_failing_check_gets_a_follow_up_in_the_same_agent_session(project: Path, tmp_path: Path) -> None:
     check = f"{sys.executable} -c \"import greet; assert greet.greet('Ada') == 'Hello, Ada!', greet.greet('Ada')\""
     with FakeAnthropic(
-        write("greet.py", "def greet(name):\n    return 'Hello ' + name\n"),
+        write_file("greet.py", "def greet(name):\n    return 'Hello ' + name\n"),
         Text("Wrote greet.py."),
-        write("greet.py", "def greet(name):\n    return f'Hello, {name}!'\n"),
+        write_file("greet.py", "def greet(name):\n    return f'Hello, {name}!'\n"),
         Text("Fixed the greeting."),
     ) as api:
         outcome, events = run("Write greet.py", options_for(api, project, tmp_path, checks=(check,)))
@@ -169,7 +161,7 @@ def test_a_final_answer_that_is_a_question_gets_an_answer_turn(project: Path, tm
     asking = Text("I can build this two ways:\n1. Flask (Recommended)\n2. Django\n\nWhich framework should I use?")
 
     def write_what_it_was_told(request: CapturedRequest) -> ToolUse:
-        return write("told.txt", request.last_user_text)
+        return write_file("told.txt", request.last_user_text)
 
     with FakeAnthropic(asking, write_what_it_was_told, Text("Built it with Flask.")) as api:
         outcome, events = run("Build the web app", options_for(api, project, tmp_path))
@@ -184,8 +176,7 @@ def test_a_final_answer_that_is_a_question_gets_an_answer_turn(project: Path, tm
 def test_a_transcript_captured_from_the_real_cli_parses_line_by_line(project: Path, tmp_path: Path) -> None:
     from agentproxy.agents import claude_stream as wire
 
-    assert CLAUDE_BIN is not None
-    with FakeAnthropic(write("a.txt", "a\n"), Text("Wrote a.txt.")) as api:
+    with FakeAnthropic(write_file("a.txt", "a\n"), Text("Wrote a.txt.")) as api:
         done = subprocess.run(
             [CLAUDE_BIN, "-p", "Write a.txt", "--output-format", "stream-json", "--verbose", "--allowedTools", "Write"],
             cwd=project, env=isolated_claude_env(api.url, tmp_path / "claude-home"),
