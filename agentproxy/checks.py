@@ -47,7 +47,7 @@ def run_checks(
     for command in commands:
         started = time.monotonic()
         try:
-            code, output, timed_out = procs.run_bounded(command, cwd=cwd, timeout_s=timeout_s, shell=True)
+            code, output, timed_out = procs.run_bounded(command, cwd=cwd, timeout_s=timeout_s)
         except OSError as exc:  # e.g. cwd vanished: report it as the check's failure
             code, output, timed_out = 127, str(exc).encode(), False
         text = _ANSI.sub("", output.decode("utf-8", errors="replace"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -10,6 +11,8 @@ from pathlib import Path
 
 # How long a group gets between SIGTERM and SIGKILL.
 TERM_GRACE_S = 2.0
+# The kernel kills the child when the thread that started it dies (PR_SET_PDEATHSIG).
+_DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
 
 
 def spawn(
@@ -21,9 +24,13 @@ def spawn(
     stdout: int | None = subprocess.PIPE,
     stderr: int | None = subprocess.PIPE,
 ) -> subprocess.Popen[bytes]:
-    """Start argv as the leader of a new session (and so of a new process group)."""
+    """Start argv as the leader of a new session (and so of a new process group).
+
+    Where util-linux's setpriv exists, the child also dies with pa: a new session escapes the
+    terminal's signals, so without it a SIGKILLed pa would leave its agents running.
+    """
     return subprocess.Popen(
-        list(argv),
+        [*_DIE_WITH_PARENT, *argv],
         cwd=str(cwd),
         env=dict(env) if env is not None else None,
         stdin=stdin,
@@ -61,20 +68,20 @@ def run_bounded(
     cwd: str | Path,
     timeout_s: float,
     env: Mapping[str, str] | None = None,
-    shell: bool = False,
 ) -> tuple[int | None, bytes, bool]:
     """Run to completion in its own group with a timeout; returns (exit code, combined output, timed out).
 
-    On timeout the whole group is killed and the output gathered so far is returned.
+    A str is a shell command line. On timeout the whole group is killed and the output gathered so
+    far is returned.
     """
+    command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
     proc = subprocess.Popen(
-        argv if shell else list(argv),
+        [*_DIE_WITH_PARENT, *command],
         cwd=str(cwd),
         env=dict(env) if env is not None else None,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        shell=shell,
         start_new_session=True,
     )
     try:

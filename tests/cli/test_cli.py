@@ -458,7 +458,9 @@ def test_sigint_exits_130_and_kills_the_agent(env: dict[str, str], tmp_path: Pat
     assert session_status(listing.stdout, session_id) == "interrupted"
 
 
-def test_sigkilled_pa_leaves_its_session_interrupted(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
+def test_sigkilled_pa_leaves_its_session_interrupted_and_resumable(
+    env: dict[str, str], tmp_path: Path, workdir: Path
+) -> None:
     proc, script, out_path = start_sleepy_pa(tmp_path, env, workdir)
     try:
         with SessionStore(config.store_path()) as store:
@@ -466,17 +468,27 @@ def test_sigkilled_pa_leaves_its_session_interrupted(env: dict[str, str], tmp_pa
             assert store.get(session_id).status == "running"
         proc.kill()
         assert proc.wait(timeout=10) == -signal.SIGKILL  # reaped: its pid no longer names a live process
+        # The agent dies with pa (the kernel's parent-death signal), not 30 s later.
+        wait_for(lambda: not processes_mentioning(str(script)), 5, "the agent to die with pa")
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-        for pid in processes_mentioning(str(script)):  # the agent outlives a SIGKILLed pa: clean it up
+        for pid in processes_mentioning(str(script)):
             os.kill(pid, signal.SIGKILL)
     listing = pa("--list-sessions", env=env, cwd=tmp_path)
     assert listing.returncode == 0
     assert session_status(listing.stdout, session_id) == "interrupted"
     with SessionStore(config.store_path()) as store:
         assert store.get(session_id).reason == ORPHAN_REASON
+    # Resuming reruns the unfinished task in the same agent session, which now finishes it.
+    write_script(script, [SLEEPY[0], [{"write": {"path": "rested.txt", "content": "ok\n"}}, {"result": "Done."}]])
+    resumed = pa("-s", session_id[:5], "--claude-bin", claude_bin(script), "--output", "json", env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    events = json_events(resumed.stdout)
+    assert events[0]["kind"] == "session_started" and events[0]["continued"] and events[0]["task"] == "sleep on it"
+    assert (workdir / "rested.txt").exists()
+    assert session_status(pa("--list-sessions", env=env, cwd=tmp_path).stdout, session_id) == "done"
 
 
 ASKING = [
