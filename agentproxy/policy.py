@@ -5,6 +5,7 @@ The blocklist is deterministic and always wins; only what no rule covers goes to
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -79,6 +80,9 @@ class ApprovalPolicy:
             return Decision("allow", "edit inside the worktree")
         if tool_name in READ_TOOLS:
             return Decision("allow", "read-only tool")
+        # Before the brain may judge an unknown tool, the blocklist reads all of its input.
+        if pattern := self._denied(json.dumps(dict(tool_input), ensure_ascii=False)):
+            return Decision("deny", f"{tool_name} input matches the blocklist ({pattern})")
         return Decision("ask", f"no rule for {tool_name}")
 
     def _denied(self, text: str) -> str | None:

@@ -64,3 +64,11 @@ def test_a_later_session_in_the_same_directory_reads_the_earlier_sessions_summar
     gemini, _ = run_with_gemini("Now add a README", first, PLAN, PASSED)
     plan_request = gemini.requests[0].text
     assert "Create hello.py" in plan_request and "session " in plan_request
+
+
+def test_no_qa_keeps_the_checks_and_skips_the_brain_review(scripted_options: Any) -> None:
+    options = scripted_options(WRITE, checks=("test -f hello.py",), brain_review=False)
+    gemini, events = run_with_gemini("Create hello.py", options, PLAN)
+    assert len(gemini.requests) == 1  # the plan only
+    reviewed = [e for e in events if type(e).__name__ == "Reviewed"]
+    assert reviewed and reviewed[0].verdict.findings == ["`test -f hello.py` passed"]

@@ -194,3 +194,10 @@ def test_the_prompt_budget_holds_on_a_huge_transcript() -> None:
     text = api.requests[0].text
     assert len(text) - len(api.requests[0].system_text) <= 8_000 + 10
     assert "FINAL LINE" in text and "line 0:" not in text  # the end of the output is kept
+
+
+def test_a_tool_no_rule_covers_is_judged_by_gemini() -> None:
+    with FakeGemini(Json({"allow": False, "reason": "publishing is out of scope"})) as api:
+        judgement = brain_for(api, []).judge_tool("mcp__npm__publish", {"package": "x"}, Situation("Fix a typo"))
+    assert not judgement.allow and "publishing is out of scope" in judgement.reason
+    assert "mcp__npm__publish" in api.requests[0].text and "Fix a typo" in api.requests[0].text

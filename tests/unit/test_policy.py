@@ -221,3 +221,9 @@ def test_an_invalid_pattern_is_a_one_line_usage_error(bad: str) -> None:
     assert "\n" not in message
     assert repr(bad) in message
     assert "not a valid regular expression" in message
+
+
+def test_the_blocklist_wins_over_the_brain_for_unknown_tools(policy: ApprovalPolicy) -> None:
+    decision = policy.decide("mcp__shell__run", {"cmd": "sudo rm -rf /"})
+    assert decision.verdict == "deny" and "blocklist" in decision.reason
+    assert policy.decide("mcp__shell__run", {"cmd": "ls"}).verdict == "ask"
