@@ -3,7 +3,7 @@
 1. `pa --help` wall time vs `python -c "import typer"` (the floor of any typer CLI).   target <= 1.5x
 2. `pa` on a one-file task (offline brain, real Claude Code CLI) vs `claude -p` alone on the same
    task, both against the same local fake Anthropic API.                                target <= 1.5x
-Medians of REPEATS runs. Prints a table; exits 1 if a target is missed.
+Medians of REPEATS runs, alternating with the baseline. Prints a table; exits 1 if a target is missed.
 3. The supervisor's Gemini economy, measured by the fake Gemini API: calls and tokens per subtask
    on the happy path and with one clarification (the original tool made 5+ calls per iteration).
 """
@@ -28,18 +28,20 @@ from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
 from agentproxy.testing.fake_anthropic import FakeAnthropic, Text, write_file
 from agentproxy.testing.fake_gemini import FakeGemini, Json
 
-REPEATS = 5
+REPEATS = 7
 PA = [sys.executable, "-m", "agentproxy"]
 TASK = "Create hello.txt containing hi"
 
 
-def median_s(run: Callable[[], None]) -> float:
-    times = []
+def medians_s(baseline: Callable[[], None], measured: Callable[[], None]) -> tuple[float, float]:
+    """Median wall times of both, run alternately so that the machine's drift hits both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(REPEATS):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for run, into in ((baseline, times[0]), (measured, times[1])):
+            started = time.perf_counter()
+            run()
+            into.append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def check(argv: list[str], **kwargs) -> None:
@@ -49,9 +51,7 @@ def check(argv: list[str], **kwargs) -> None:
 
 
 def help_figure() -> tuple[float, float]:
-    baseline = median_s(lambda: check([sys.executable, "-c", "import typer"]))
-    measured = median_s(lambda: check([*PA, "--help"]))
-    return baseline, measured
+    return medians_s(lambda: check([sys.executable, "-c", "import typer"]), lambda: check([*PA, "--help"]))
 
 
 def orchestration_figure(claude: str, root: Path) -> tuple[float, float]:
@@ -67,9 +67,10 @@ def orchestration_figure(claude: str, root: Path) -> tuple[float, float]:
         env = isolated_claude_env(api.url, root / "claude-home")
         env["AGENTPROXY_HOME"] = str(root / "agentproxy-home")
         raw = [claude, "-p", TASK, "--output-format", "stream-json", "--verbose", "--allowedTools", "Write"]
-        baseline = median_s(lambda: check(raw, cwd=fresh_dir(), env=env))
-        measured = median_s(lambda: check([*PA, "-d", str(fresh_dir()), "--claude-bin", claude, TASK], env=env))
-    return baseline, measured
+        return medians_s(
+            lambda: check(raw, cwd=fresh_dir(), env=env),
+            lambda: check([*PA, "-d", str(fresh_dir()), "--claude-bin", claude, TASK], env=env),
+        )
 
 
 WRITE = {"write": {"path": "hello.py", "content": "print('hello')\n"}}
