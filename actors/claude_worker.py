@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pykka
 
 from actors.base import CLARIFIER, DISPATCHER, Directory, SupervisedActor
 from agentproxy.agents import claude_stream as wire
@@ -331,7 +332,8 @@ class ClaudeWorker(SupervisedActor):
         if self.pending.pop(answer.request_id, None) is None:
             return  # a late answer to a question of a turn that already ended
         if answer.request_id.startswith(FINAL_QUESTION_PREFIX):
-            self.send_turn("\n".join(answer.answers.values()))
+            answers = "\n".join(f"{question}\n-> {reply}" for question, reply in answer.answers.items())
+            self.send_turn(f"Answers to your question:\n{answers}\n\nGo ahead and finish the task.")
             return
         tool_input = self.tool_inputs.pop(answer.request_id, {})
         self._send(wire.allow(answer.request_id, {**tool_input, "answers": answer.answers}))
@@ -355,7 +357,7 @@ def _tell_quietly(ref, message) -> None:
     """Reader and watchdog threads outlive a stopped actor; their last words may go nowhere."""
     try:
         ref.tell(message)
-    except Exception:  # pykka.ActorDeadError: the actor was stopped or restarted
+    except pykka.ActorDeadError:  # the actor was stopped or restarted
         pass
 
 

@@ -86,9 +86,7 @@ class ClaudeProcess:
     ) -> None:
         try:
             self._proc = procs.spawn(argv, cwd=cwd, env=env, stdin=subprocess.PIPE)
-        except FileNotFoundError as exc:
-            raise AgentNotFoundError(f"cannot start the agent: {argv[0]!r} not found") from exc
-        except OSError as exc:
+        except OSError as exc:  # e.g. the binary vanished since the command was resolved
             raise AgentError(f"cannot start the agent {argv[0]!r}: {exc.strerror or exc}") from exc
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=stderr_lines)
         self._write_lock = threading.Lock()
