@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+from agentproxy.options import RunOptions
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _DROPPED_PREFIXES = ("CLAUDE_CODE_", "ANTHROPIC_")
@@ -43,3 +47,16 @@ def find_claude_bin() -> str | None:
         return configured
     pinned = _REPO_ROOT / ".tools" / "node_modules" / ".bin" / "claude"
     return str(pinned) if pinned.exists() else shutil.which("claude")
+
+
+def fake_api_options(base_url: str, working_dir: Path, home: Path, **overrides: Any) -> RunOptions:
+    """RunOptions that drive the real CLI against a fake API at base_url, with test-sized limits."""
+    options = RunOptions(
+        working_dir=working_dir,
+        agent_command=(find_claude_bin() or "claude",),
+        agent_env=isolated_claude_env(base_url, home),
+        check_timeout_s=60,
+        silence_timeout_s=60,
+        agent_timeout_s=120,
+    )
+    return replace(options, **overrides)

@@ -157,12 +157,18 @@ def start_sleepy_pa(tmp_path: Path, env: dict[str, str], workdir: Path) -> tuple
     try:
         wait_for(lambda: '"kind":"agent_said"' in out_path.read_text(), 20, "the scripted agent to start")
     except BaseException:
-        proc.kill()
-        proc.wait(timeout=10)
-        for pid in processes_mentioning(str(script)):
-            os.kill(pid, signal.SIGKILL)
+        kill_leftovers(proc, script)
         raise
     return proc, script, out_path
+
+
+def kill_leftovers(proc: subprocess.Popen[bytes], script: Path) -> None:
+    """Whatever a failed test leaves running: pa itself, and agents still naming the script."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+    for pid in processes_mentioning(str(script)):
+        os.kill(pid, signal.SIGKILL)
 
 
 def session_status(listing: str, session_id: str) -> str:
@@ -445,11 +451,7 @@ def test_sigint_exits_130_and_kills_the_agent(env: dict[str, str], tmp_path: Pat
         # pa waits for its agents to die before it exits; allow the kernel a moment to reap.
         wait_for(lambda: not processes_mentioning(str(script)), 5, "the scripted agent to be gone")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        for pid in processes_mentioning(str(script)):
-            os.kill(pid, signal.SIGKILL)
+        kill_leftovers(proc, script)
     events = json_events(out_path.read_text())
     session_id = events[0]["session_id"]
     assert events[-1]["kind"] == "session_finished" and events[-1]["status"] == "interrupted"
@@ -471,11 +473,7 @@ def test_sigkilled_pa_leaves_its_session_interrupted_and_resumable(
         # The agent dies with pa (the kernel's parent-death signal), not 30 s later.
         wait_for(lambda: not processes_mentioning(str(script)), 5, "the agent to die with pa")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        for pid in processes_mentioning(str(script)):
-            os.kill(pid, signal.SIGKILL)
+        kill_leftovers(proc, script)
     listing = pa("--list-sessions", env=env, cwd=tmp_path)
     assert listing.returncode == 0
     assert session_status(listing.stdout, session_id) == "interrupted"

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from agentproxy.messages import (
 )
 from agentproxy.options import RunOptions
 from agentproxy.runtime import run_task
-from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
+from agentproxy.testing.claude_env import fake_api_options, find_claude_bin, isolated_claude_env
 from agentproxy.testing.fake_anthropic import CapturedRequest, Error, FakeAnthropic, Hang, Text, ToolUse, write_file
 
 CLAUDE_BIN = find_claude_bin() or "claude"
@@ -42,15 +41,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def options_for(api: FakeAnthropic, project: Path, tmp_path: Path, **overrides: Any) -> RunOptions:
-    options = RunOptions(
-        working_dir=project,
-        agent_command=(CLAUDE_BIN,),
-        agent_env=isolated_claude_env(api.url, tmp_path / "claude-home"),
-        check_timeout_s=60,
-        silence_timeout_s=60,
-        agent_timeout_s=120,
-    )
-    return replace(options, **overrides)
+    return fake_api_options(api.url, project, tmp_path / "claude-home", **overrides)
 
 
 def run(task: str, options: RunOptions):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ from agentproxy.messages import (
     SessionFinished,
     SubtaskFinished,
 )
-from agentproxy.options import RunOptions
 from agentproxy.runtime import run_task
-from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
+from agentproxy.testing.claude_env import fake_api_options, find_claude_bin, isolated_claude_env
 from agentproxy.testing.fake_anthropic import CapturedRequest, FakeAnthropic, Text, ToolUse, write_file
 from agentproxy.testing.fake_gemini import FakeGemini, Json, Status
 
@@ -42,17 +40,10 @@ def one_subtask(instructions: str) -> Json:
 def run(task: str, anthropic: FakeAnthropic, gemini: FakeGemini, tmp_path: Path, **overrides: Any):
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
-    options = RunOptions(
-        working_dir=project,
-        agent_command=(CLAUDE_BIN,),
-        agent_env=isolated_claude_env(anthropic.url, tmp_path / "claude-home"),
-        check_timeout_s=60,
-        silence_timeout_s=60,
-        agent_timeout_s=120,
-    )
+    options = fake_api_options(anthropic.url, project, tmp_path / "claude-home", **overrides)
     brain = ResilientBrain(GeminiBrain(GEMINI_KEY, base_url=gemini.url, retry_initial_delay_s=0.01))
     events: list[Event] = []
-    outcome = run_task(task, replace(options, **overrides), brain=brain, subscribers=[events.append], timeout_s=180)
+    outcome = run_task(task, options, brain=brain, subscribers=[events.append], timeout_s=180)
     return outcome, events, project
 
 
