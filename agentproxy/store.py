@@ -144,6 +144,8 @@ class SessionStore:
         with self._locked("open"):
             self._conn.execute("PRAGMA busy_timeout = 5000")
             self._conn.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL loses no committed event on a crash of pa, only on power loss.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
         with self._locked("create the schema", write=True) as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]

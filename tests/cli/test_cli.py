@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from agentproxy import __version__, config
 from agentproxy.cli import app
 from agentproxy.store import ORPHAN_REASON, SessionStore
+from agentproxy.testing.fake_gemini import FakeGemini, Json
 
 PA = Path(sys.executable).with_name("pa")
 RUN_TIMEOUT_S = 60
@@ -523,3 +524,21 @@ def test_ask_human_takes_the_answer_from_the_terminal_or_the_brain_after_the_tim
     answered = [e for e in json_events(out.decode()) if e["kind"] == "question_answered"]
     assert answered[0]["answers"] == {"Which greeting style?": expected} and answered[0]["by"] == by
     assert "? Which greeting style?" in err.decode() and "2. Formal" in err.decode()
+
+
+def test_a_dotenv_key_turns_on_the_gemini_brain_and_model_picks_its_model(
+    env: dict[str, str], tmp_path: Path, workdir: Path
+) -> None:
+    plan = Json({"subtasks": [{"id": "1", "title": "Write hello", "instructions": "Create hello.txt"}]})
+    passed = Json({"passed": True, "findings": ["hello.txt exists"]})
+    script = write_script(tmp_path / "script.json", WRITE_HELLO[:1])
+    with FakeGemini(plan, passed) as gemini:
+        (tmp_path / ".env").write_text(f"GEMINI_API_KEY=dotenv-key\nGOOGLE_GEMINI_BASE_URL={gemini.url}\n")
+        done = pa("-d", str(workdir), "--claude-bin", claude_bin(script), "--model", "gemini-2.5-pro",
+                  "--output", "json", "write hello", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    events = json_events(done.stdout)
+    made = next(e for e in events if e["kind"] == "plan_made")
+    assert made["brain"] == "gemini" and made["plan"]["subtasks"][0]["title"] == "Write hello"
+    assert [(r.model, r.api_key) for r in gemini.requests] == [("gemini-2.5-pro", "dotenv-key")] * 2
+    assert [e["purpose"] for e in events if e["kind"] == "brain_called"] == ["plan", "review"]
