@@ -38,7 +38,8 @@ def format_sessions(rows: list[SessionRow]) -> str:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.created_at))
         task = " ".join(row.task.split())
         task = task if len(task) <= 60 else task[:59] + "…"
-        lines.append(f"{row.id:<9} {row.status:<12} {started:<17} ${row.cost_usd:>7.4f}  {task}")
+        cost = row.cost_usd + row.brain_cost_usd  # agents and supervisor: what the session cost in all
+        lines.append(f"{row.id:<9} {row.status:<12} {started:<17} ${cost:>7.4f}  {task}")
         lines.append(f"{'':<50}{row.working_dir}")
     return "\n".join(lines)
 

@@ -25,6 +25,7 @@ from agentproxy.messages import (
     AgentFinished,
     AgentStarted,
     AnyEvent,
+    BrainCalled,
     Event,
     SessionFinished,
     SubtaskFinished,
@@ -33,7 +34,7 @@ from agentproxy.messages import (
     to_json,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIN_PREFIX = 4  # shorter prefixes match too much to be a safe way to name a session
 ORPHAN_REASON = "pa exited without finishing (crashed or killed)"
 
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     cost_usd REAL NOT NULL DEFAULT 0,
     last_agent_session TEXT,
     summary TEXT,
-    ended_at REAL
+    ended_at REAL,
+    brain_cost_usd REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS tasks (
     session_id TEXT NOT NULL REFERENCES sessions(id),
@@ -85,10 +87,12 @@ CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at);
 # From version n to n + 1; a new store gets _SCHEMA, already at SCHEMA_VERSION.
 _MIGRATIONS = {
     1: ("ALTER TABLE sessions ADD COLUMN summary TEXT", "ALTER TABLE sessions ADD COLUMN ended_at REAL"),
+    2: ("ALTER TABLE sessions ADD COLUMN brain_cost_usd REAL NOT NULL DEFAULT 0",),
 }
 
 _SESSION_COLUMNS = (
-    "id, task, working_dir, status, reason, created_at, updated_at, pid, screenshots, cost_usd, last_agent_session"
+    "id, task, working_dir, status, reason, created_at, updated_at, pid, screenshots, cost_usd, last_agent_session,"
+    " brain_cost_usd"
 )
 
 
@@ -103,8 +107,9 @@ class SessionRow:
     updated_at: float
     pid: int | None
     screenshots: tuple[str, ...]
-    cost_usd: float
+    cost_usd: float  # the agents'
     last_agent_session: str | None
+    brain_cost_usd: float = 0.0  # the supervisor's own LLM calls
 
 
 @dataclass(frozen=True)
@@ -373,6 +378,8 @@ def _project(conn: sqlite3.Connection, event: Event) -> None:
                 "UPDATE subtasks SET status = ?, reason = ? WHERE session_id = ? AND subtask_id = ?",
                 (status, reason, sid, subtask_id),
             )
+        case BrainCalled(cost_usd=cost):
+            conn.execute("UPDATE sessions SET brain_cost_usd = brain_cost_usd + ? WHERE id = ?", (cost, sid))
         case SessionFinished(status=status, reason=reason):
             # its cost_usd is the sum AgentFinished events already added
             conn.execute("UPDATE sessions SET status = ?, reason = ? WHERE id = ?", (status, reason, sid))

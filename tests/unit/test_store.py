@@ -14,6 +14,7 @@ from agentproxy.errors import StoreError, UnknownSessionError
 from agentproxy.messages import (
     AgentFinished,
     AgentStarted,
+    BrainCalled,
     Notice,
     Plan,
     PlanMade,
@@ -24,7 +25,7 @@ from agentproxy.messages import (
     SubtaskStarted,
     Usage,
 )
-from agentproxy.store import ORPHAN_REASON, SessionStore
+from agentproxy.store import ORPHAN_REASON, SCHEMA_VERSION, SessionStore
 
 
 @pytest.fixture
@@ -133,7 +134,7 @@ def test_wal_mode_and_schema_version(store: SessionStore) -> None:
     conn = sqlite3.connect(store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         conn.close()
 
@@ -199,11 +200,11 @@ def test_version_1_store_is_migrated(tmp_path: Path) -> None:
         assert store.recent_summaries("/w") == []
         store.set_summary("old00001", "did the old task")
         assert [row[:2] for row in store.recent_summaries("/w")] == [("old00001", "did the old task")]
-    with SessionStore(path) as store:  # reopening at version 2 migrates nothing twice
+    with SessionStore(path) as store:  # reopening at the current version migrates nothing twice
         assert store.recent_summaries("/w")[0][1] == "did the old task"
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         conn.close()
 
@@ -297,3 +298,12 @@ def test_threads_share_one_store(store: SessionStore) -> None:
     # every event got its own seq and its cost counted once, however the threads interleaved
     assert len(store.events(sid)) == 100
     assert store.get(sid).cost_usd == pytest.approx(1.0)
+
+
+def test_brain_calls_add_up_apart_from_the_agents_cost(store: SessionStore) -> None:
+    sid = store.create_session("t", "/w", [])
+    store.record(AgentFinished(session_id=sid, at=1.0, subtask_id="1", agent_session_id="a", is_error=False, usage=Usage(cost_usd=0.5)))
+    for cost in (0.001, 0.002):
+        store.record(BrainCalled(session_id=sid, at=1.0, purpose="plan", model="m", ok=True, cost_usd=cost))
+    row = store.get(sid)
+    assert row.cost_usd == pytest.approx(0.5) and row.brain_cost_usd == pytest.approx(0.003)
