@@ -30,6 +30,7 @@ from agentproxy.messages import (
     SessionFinished,
     SessionStarted,
     SubtaskFinished,
+    Subtask,
     SubtaskStarted,
     ToolDecided,
     to_json,
@@ -71,7 +72,7 @@ def describe(event: Event) -> str | None:
             return f"  context: {names}{more} ({chars} chars{pictures})"
         case PlanMade(plan=plan, brain=brain):
             count = len(plan.subtasks)
-            steps = "".join(f"\n    {s.id}. {clip(s.title)}" for s in plan.subtasks)
+            steps = "".join(f"\n    {s.id}. {clip(s.title)}{_plan_details(s)}" for s in plan.subtasks)
             return f"  plan ({brain} brain): {count} subtask{'s' if count != 1 else ''}{steps}"
         case SubtaskStarted(subtask_id=sid, title=title):
             return f"[{sid}] ● {clip(title)}"
@@ -79,6 +80,8 @@ def describe(event: Event) -> str | None:
             return f"[{sid}]   agent session {agent}" + (f" ({model})" if model else "")
         case AgentSaid(subtask_id=sid, text=text):
             return f"[{sid}]   agent: {clip(text)}"
+        case AgentUsedTool(tool="AskUserQuestion"):
+            return None  # the question itself gets its own line
         case AgentUsedTool(subtask_id=sid, tool=tool, detail=detail):
             return f"[{sid}]   ✎ {tool} {clip(detail)}".rstrip()
         case ToolDecided(subtask_id=sid, allowed=False, tool=tool, reason=reason):
@@ -116,6 +119,12 @@ def describe(event: Event) -> str | None:
             detail = f": {reason}" if reason else ""
             return f"■ {status}{detail}\n  {duration:.1f}s, agent cost ${cost:.4f}, supervisor brain cost ${brain:.4f}"
     return None
+
+
+def _plan_details(subtask: Subtask) -> str:
+    details = [f"after {', '.join(subtask.depends_on)}"] if subtask.depends_on else []
+    details += [f"check: {check}" for check in subtask.checks]
+    return f"  ({clip('; '.join(details), 100)})" if details else ""
 
 
 def clip(text: str, limit: int = TEXT_LIMIT) -> str:
