@@ -94,7 +94,7 @@ class GeminiBrain:
         *,
         base_url: str | None = None,
         api_version: str | None = None,
-        timeout_s: float = 120.0,
+        timeout_s: float = 60.0,
         retry_attempts: int = 4,
         retry_initial_delay_s: float = 1.0,
         prompt_chars: int = 60_000,

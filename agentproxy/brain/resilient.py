@@ -1,12 +1,13 @@
 """A brain that never strands a running agent: the primary brain's answer, or the offline one's.
 
-A failed call (BrainError) is answered by the offline brain and reported; after
-``max_failures`` failures in a row the primary is given up for the rest of the session, with a
-visible warning, so that an outage does not cost a timeout per question.
+A failed call (BrainError, or no answer within ``deadline_s``) is answered by the offline brain
+and reported; after ``max_failures`` failures in a row the primary is given up for the rest of
+the session, with a visible warning, so that an outage does not cost a timeout per question.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -18,13 +19,16 @@ from agentproxy.messages import AgentQuestion, BrainFellBack, Plan, Verdict
 
 T = TypeVar("T")
 MAX_FAILURES = 3
+# The longest an actor (and an agent waiting on an answer) waits for one brain call, retries included.
+DEADLINE_S = 90.0
 
 
 class ResilientBrain:
-    def __init__(self, primary: Brain, max_failures: int = MAX_FAILURES) -> None:
+    def __init__(self, primary: Brain, max_failures: int = MAX_FAILURES, deadline_s: float = DEADLINE_S) -> None:
         self.primary = primary
         self.offline = OfflineBrain()
         self.max_failures = max_failures
+        self.deadline_s = deadline_s
         self.failures_in_a_row = 0
         self.given_up = False
         self.events: EventSink = primary.events
@@ -49,7 +53,7 @@ class ResilientBrain:
         if self.given_up:
             return call(self.offline)
         try:
-            result = call(self.primary)
+            result = _within(self.deadline_s, lambda: call(self.primary))
         except BrainError as exc:
             self.failures_in_a_row += 1
             self.given_up = self.failures_in_a_row >= self.max_failures
@@ -60,3 +64,27 @@ class ResilientBrain:
             return call(self.offline)
         self.failures_in_a_row = 0
         return result
+
+
+def _within(deadline_s: float, call: Callable[[], T]) -> T:
+    """call() on a daemon thread; BrainError if it has not returned by the deadline.
+
+    A late call is abandoned, not joined: it ends by its own HTTP timeout and cannot hold up pa's exit.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="brain-call", daemon=True).start()
+    if not done.wait(deadline_s):
+        raise BrainError(f"no answer within {deadline_s:g}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -201,3 +201,14 @@ def test_a_tool_no_rule_covers_is_judged_by_gemini() -> None:
         judgement = brain_for(api, []).judge_tool("mcp__npm__publish", {"package": "x"}, Situation("Fix a typo"))
     assert not judgement.allow and "publishing is out of scope" in judgement.reason
     assert "mcp__npm__publish" in api.requests[0].text and "Fix a typo" in api.requests[0].text
+
+
+def test_a_call_past_the_deadline_is_answered_offline_at_the_deadline() -> None:
+    events: list[Event] = []
+    with FakeGemini(Hang(30)) as api:
+        brain = ResilientBrain(brain_for(api, events, timeout_s=60, retry_attempts=1), deadline_s=0.5)
+        started = time.monotonic()
+        answers = brain.answer([AgentQuestion(question="DB?", options=[Option(label="SQLite")])], Situation("t"))
+        waited = time.monotonic() - started
+    assert answers == ["SQLite"] and waited < 5
+    assert [e.reason for e in events if isinstance(e, BrainFellBack)] == ["no answer within 0.5s"]
