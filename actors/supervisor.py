@@ -25,7 +25,10 @@ Factory = Callable[[str], pykka.ActorRef]
 
 BACKOFF_BASE_S = 0.05
 BACKOFF_MAX_S = 2.0
+# Workers kill their agent's process group and the ContextKeeper flushes the store when they stop:
+# they get the time that takes. Any other actor may be stuck in a brain call: it is not waited for.
 STOP_TIMEOUT_S = 15.0
+QUICK_STOP_TIMEOUT_S = 2.0
 
 
 class Supervisor(pykka.ThreadingActor):
@@ -101,7 +104,8 @@ class Supervisor(pykka.ThreadingActor):
         for name in names:
             ref = self.directory.unbind(name)
             if ref is not None:
+                holds_resources = name.startswith(WORKER_PREFIX) or name == CONTEXT_KEEPER
                 try:
-                    ref.stop(block=True, timeout=STOP_TIMEOUT_S)
+                    ref.stop(block=True, timeout=STOP_TIMEOUT_S if holds_resources else QUICK_STOP_TIMEOUT_S)
                 except pykka.Timeout:
                     pass

@@ -146,7 +146,8 @@ def run_task(
             supervisor.stop(block=True, timeout=SHUTDOWN_TIMEOUT_S)
         except pykka.Timeout:
             pass
-        pykka.ActorRegistry.stop_all(block=True, timeout=SHUTDOWN_TIMEOUT_S)
+        # Stragglers (a stuck brain call) run on daemon threads: told to stop, not waited for.
+        pykka.ActorRegistry.stop_all(block=False)
 
 
 def _wait(

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from agentproxy import __version__, config
 from agentproxy.cli import app
 from agentproxy.store import ORPHAN_REASON, SessionStore
-from agentproxy.testing.fake_gemini import FakeGemini, Json
+from agentproxy.testing.fake_gemini import FakeGemini, Hang, Json
 
 PA = Path(sys.executable).with_name("pa")
 RUN_TIMEOUT_S = 60
@@ -542,3 +542,24 @@ def test_a_dotenv_key_turns_on_the_gemini_brain_and_model_picks_its_model(
     assert made["brain"] == "gemini" and made["plan"]["subtasks"][0]["title"] == "Write hello"
     assert [(r.model, r.api_key) for r in gemini.requests] == [("gemini-2.5-pro", "dotenv-key")] * 2
     assert [e["purpose"] for e in events if e["kind"] == "brain_called"] == ["plan", "review"]
+
+
+def test_ctrl_c_during_a_hung_brain_call_exits_130_promptly(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
+    script = write_script(tmp_path / "script.json", WRITE_HELLO[:1])
+    with FakeGemini(default=Hang(120)) as gemini:
+        env = {**env, "GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": gemini.url}
+        proc = subprocess.Popen(
+            [str(PA), "-d", str(workdir), "--claude-bin", claude_bin(script), "write hello"],
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        try:
+            gemini.wait_for_requests(1, timeout=20)  # the Planner is now inside its Gemini call
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            kill_leftovers(proc, script)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 10
+    assert "interrupted" in out.decode() and "Traceback" not in err.decode()
