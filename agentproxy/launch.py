@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,13 @@ def run_from_cli(args: dict[str, Any]) -> int:
         ask_human_timeout_s=args["ask_human_timeout"],
     )
     view = JsonView() if args["output"].value == "json" else TextView()
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C: clean up, record it
     outcome = run_task(task, options, brain=brain, subscribers=[view], resume=resume)
     return EXIT_CODES[outcome.status]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def make_brain(model: str | None) -> Brain:

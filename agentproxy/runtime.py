@@ -163,7 +163,7 @@ def _wait(
                 if timeout_s is not None and waited >= timeout_s:
                     return _cancel(outcome, directory, session_id, f"run exceeded its time limit of {timeout_s:g}s")
     except KeyboardInterrupt:
-        return _cancel(outcome, directory, session_id, "interrupted by the user (Ctrl-C)")
+        return _cancel(outcome, directory, session_id, "interrupted (Ctrl-C or SIGTERM)")
 
 
 def _cancel(

@@ -440,12 +440,13 @@ def test_output_xml_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> Non
 # -- interruption ----------------------------------------------------------------------------------
 
 
-def test_sigint_exits_130_and_kills_the_agent(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_exits_130_and_kills_the_agent(sig: int, env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
     proc, script, out_path = start_sleepy_pa(tmp_path, env, workdir)
     try:
         assert processes_mentioning(str(script)), "the scripted agent is not running"
         started = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         code = proc.wait(timeout=20)
         assert code == 130, (tmp_path / "pa-err.txt").read_text()
         assert time.monotonic() - started < 20
