@@ -84,7 +84,8 @@ class ContextKeeper(SupervisedActor):
 
     def on_get_context(self, request: GetContext) -> list[str]:
         assert self.store is not None
-        history = self.store.recent_summaries(request.working_dir, limit=HISTORY_SESSIONS, exclude=self.session_id)
+        # A continued session's own summary so far is history too; a new one has none yet.
+        history = self.store.recent_summaries(request.working_dir, limit=HISTORY_SESSIONS)
         context = load_project_context(
             Path(request.working_dir),
             context_dir=Path(request.context_dir) if request.context_dir else None,

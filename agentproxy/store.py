@@ -265,16 +265,14 @@ class SessionStore:
             if updated.rowcount == 0:
                 raise UnknownSessionError(f"unknown session {session_id!r} (see pa --list-sessions)")
 
-    def recent_summaries(
-        self, working_dir: str, limit: int = 5, exclude: str | None = None
-    ) -> list[tuple[str, str, float]]:
+    def recent_summaries(self, working_dir: str, limit: int = 5) -> list[tuple[str, str, float]]:
         """(session id, summary, ended_at) of the latest summarised sessions in working_dir, newest first."""
         with self._locked("read session summaries") as conn:
             rows = conn.execute(
                 "SELECT id, summary, ended_at FROM sessions"
-                " WHERE working_dir = ? AND summary IS NOT NULL AND summary != '' AND id IS NOT ?"
+                " WHERE working_dir = ? AND summary IS NOT NULL AND summary != ''"
                 " ORDER BY ended_at DESC, rowid DESC LIMIT ?",
-                (working_dir, exclude, limit),
+                (working_dir, limit),
             ).fetchall()
         return [(row["id"], row["summary"], row["ended_at"]) for row in rows]
 

@@ -221,7 +221,6 @@ def test_summaries_newest_first_per_working_dir(store: SessionStore, monkeypatch
     assert recent == [(ids[1], f"summary of {ids[1]}", 1003.0), (ids[0], f"summary of {ids[0]}", 1001.0),
                       (ids[2], f"summary of {ids[2]}", 1000.0)]
     assert [sid for sid, _, _ in store.recent_summaries("/w", limit=2)] == [ids[1], ids[0]]
-    assert [sid for sid, _, _ in store.recent_summaries("/w", exclude=ids[1])] == [ids[0], ids[2]]
     assert store.recent_summaries("/nowhere") == []
     with pytest.raises(UnknownSessionError):
         store.set_summary("missing1", "x")
