@@ -136,6 +136,8 @@ class Dispatcher(SupervisedActor):
             state = SubtaskState(subtask=subtask)
             if subtask.id in self.run.done_subtasks:
                 state.status = "done"
+                # Recorded again, so that this run's events alone say what is done if it stops too.
+                self.record(SubtaskFinished(subtask_id=subtask.id, status="done", reason="finished in an earlier run"))
             self.states[subtask.id] = state
         self.schedule()
 

@@ -149,3 +149,18 @@ def test_fault_injection_targets_the_intended_message(crash_message: type) -> No
     base, method = (Verifier, "on_review") if crash_message is Review else (ClaudeWorker, "on_agent_line")
     cls = crashing(base, method, times=1)
     assert cls.__dict__[method] is not getattr(base, method)
+
+
+def test_resuming_a_plan_runs_only_the_unfinished_subtasks(scripted_options) -> None:
+    from agentproxy.messages import Plan, Subtask, SubtaskStarted
+    from agentproxy.sessions import Resumption, resumption
+
+    options = scripted_options(WRITE_AND_FINISH, checks=("test -f hello.py",))
+    first, _ = run("1. Create hello.py\n2. Create hello.py again", options)
+    assert first.status == "done"
+    plan = Plan(subtasks=[Subtask(id="1", title="one", instructions="a"), Subtask(id="2", title="two", instructions="b", depends_on=["1"])])
+    resume = Resumption(session_id=first.session_id, working_dir=str(options.working_dir), task="two steps", plan=plan, done_subtasks=("1",))
+    outcome, events = run("two steps", options, resume=resume)
+    assert outcome.status == "done" and outcome.session_id == first.session_id
+    assert [e.subtask_id for e in events if isinstance(e, SubtaskStarted)] == ["2"]
+    assert resumption(first.session_id).done_subtasks == ("1", "2")  # a later resume would run nothing again
