@@ -5,6 +5,7 @@ Views are ContextKeeper subscribers: called on its thread, one event at a time, 
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -37,6 +38,7 @@ from agentproxy.messages import (
 )
 
 TEXT_LIMIT = 160
+_ERROR = re.compile(r"\w+(Error|Exception)\b|\bassert|\berror\b|panicked")
 
 
 class JsonView:
@@ -98,7 +100,8 @@ def describe(event: Event) -> str | None:
             return f"[{sid}]   agent finished its turn ({turns} model turns, ${usage.cost_usd:.4f})"
         case ChecksRan(subtask_id=sid, results=results):
             marks = ", ".join(f"{'✓' if r.passed else '✗'} {r.command} ({r.duration_s:.1f}s)" for r in results)
-            return f"[{sid}]   checks: {marks}"
+            errors = [_error_line(r.output_tail) for r in results if not r.passed]
+            return f"[{sid}]   checks: {marks}" + "".join(f"\n[{sid}]     {clip(e)}" for e in errors if e)
         case Reviewed(subtask_id=sid, verdict=verdict):
             mark = "passed" if verdict.passed else "failed"
             return f"[{sid}]   verdict: {mark}" + (f": {clip('; '.join(verdict.findings))}" if verdict.findings else "")
@@ -119,6 +122,12 @@ def describe(event: Event) -> str | None:
             detail = f": {reason}" if reason else ""
             return f"■ {status}{detail}\n  {duration:.1f}s, agent cost ${cost:.4f}, supervisor brain cost ${brain:.4f}"
     return None
+
+
+def _error_line(output: str) -> str:
+    """The line of a failing check's output that names the error: the last one that looks like it."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    return next((line for line in reversed(lines) if _ERROR.search(line)), lines[-1] if lines else "")
 
 
 def _plan_details(subtask: Subtask) -> str:
