@@ -123,6 +123,7 @@ class Dispatcher(SupervisedActor):
     def on_run_task(self, run: RunTask) -> None:
         self.run = run
         self.started_at = time.monotonic()
+        self.snapshot_uncommitted()
         if run.plan is not None:
             self.record(PlanMade(plan=run.plan, brain="recorded"))
             self.on_plan(run.plan)
@@ -180,6 +181,18 @@ class Dispatcher(SupervisedActor):
                 resume_agent_session=resume,
             ),
         )
+
+    def snapshot_uncommitted(self) -> None:
+        """Commit what the user left uncommitted, so the agent's diff, review and commit are its own."""
+        assert self.run is not None
+        message = f"agentproxy: uncommitted changes found before: {commit_subject(self.run.task)}"
+        try:
+            commit = Workspace(Path(self.run.working_dir)).commit_all(message)
+        except WorkspaceError as exc:
+            self.record(Notice(level="warning", text=f"could not set your uncommitted changes apart: {exc}"))
+            return
+        if commit:
+            self.record(Notice(text=f"your uncommitted changes were committed first, as {commit[:10]}"))
 
     def head(self) -> str:
         assert self.run is not None

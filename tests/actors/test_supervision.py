@@ -164,3 +164,22 @@ def test_resuming_a_plan_runs_only_the_unfinished_subtasks(scripted_options) -> 
     assert outcome.status == "done" and outcome.session_id == first.session_id
     assert [e.subtask_id for e in events if isinstance(e, SubtaskStarted)] == ["2"]
     assert resumption(first.session_id).done_subtasks == ("1", "2")  # a later resume would run nothing again
+
+
+def test_uncommitted_work_found_before_the_run_is_committed_apart(scripted_options) -> None:
+    import subprocess
+
+    options = scripted_options(WRITE_AND_FINISH, checks=("test -f hello.py",))
+    project = options.working_dir
+    (project / "notes.txt").write_text("mine\n")
+    run("Create hello.py", options)  # the first run makes the repository
+    (project / "notes.txt").write_text("mine, edited\n")  # work in progress the user did not commit
+    (project / "hello.py").unlink()
+    outcome, events = run("Create hello.py", options)
+    assert outcome.status == "done"
+    log = subprocess.run(["git", "log", "--format=%x00%s", "--name-only"], cwd=project, capture_output=True, text=True, check=True)
+    entries = [[line for line in commit.split("\n") if line] for commit in log.stdout.split("\0")[1:]]
+    assert entries[0] == ["agentproxy: Create hello.py", "hello.py"]
+    assert entries[1][0] == "agentproxy: uncommitted changes found before: Create hello.py"
+    assert "notes.txt" in entries[1] and "hello.py" in entries[1]  # the deletion was the user's too
+    assert any("committed first" in getattr(e, "text", "") for e in events)
