@@ -564,3 +564,11 @@ def test_ctrl_c_during_a_hung_brain_call_exits_130_promptly(env: dict[str, str],
     assert proc.returncode == 130, err
     assert time.monotonic() - started < 10
     assert "interrupted" in out.decode() and "Traceback" not in err.decode()
+
+
+def test_the_cli_module_imports_nothing_heavy(env: dict[str, str], tmp_path: Path) -> None:
+    # `pa --help` pays only for what the CLI module imports: the SDKs and the actor system wait for a run.
+    probe = "import sys, agentproxy.cli; print(sorted(m for m in ('google.genai', 'zmq', 'opentelemetry', 'pykka', 'sqlite3') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
