@@ -71,8 +71,7 @@ class ClaudeWorker(SupervisedActor):
         self.pending: dict[str, PendingRequest] = {}  # request_id -> Ask/JudgeTool awaiting the Clarifier
         self.tool_inputs: dict[str, dict[str, Any]] = {}  # request_id -> the input of an AskUserQuestion
         self.transcript: collections.deque[str] = collections.deque(maxlen=200)
-        self.last_output_at = time.monotonic()
-        self.started_at = time.monotonic()
+        self.last_output_at = self.turn_started_at = time.monotonic()
         self.watchdog_stop = threading.Event()
         self.watchdog: threading.Thread | None = None
 
@@ -136,12 +135,12 @@ class ClaudeWorker(SupervisedActor):
             on_line=lambda line: _tell_quietly(ref, AgentLine(line=line.decode("utf-8", "replace"))),
             on_exit=lambda code: _tell_quietly(ref, AgentExited(returncode=code)),
         )
-        self.started_at = self.last_output_at = time.monotonic()
         self.start_watchdog()
 
     def send_turn(self, text: str) -> None:
         self.turn_open = True
-        self.last_output_at = time.monotonic()
+        # The limits count the agent's own time: not the checks and reviews between its turns.
+        self.turn_started_at = self.last_output_at = time.monotonic()
         assert self.process is not None
         if not self.process.send(wire.user_turn(text)):
             self.fail_turn(f"the agent stopped reading its input: {self.process.stderr_tail()[-300:]}")
@@ -165,8 +164,8 @@ class ClaudeWorker(SupervisedActor):
             now = time.monotonic()
             if now - self.last_output_at > options.silence_timeout_s:
                 reason = f"agent silent for {options.silence_timeout_s:g}s; killed"
-            elif now - self.started_at > options.agent_timeout_s:
-                reason = f"agent over its time limit of {options.agent_timeout_s:g}s; killed"
+            elif now - self.turn_started_at > options.agent_timeout_s:
+                reason = f"agent turn over its time limit of {options.agent_timeout_s:g}s; killed"
             else:
                 continue
             _tell_quietly(self.actor_ref, WatchdogFired(reason=reason))

@@ -44,7 +44,7 @@ def pa(
     max_attempts: Annotated[int, typer.Option("--max-attempts", metavar="N", min=0, help="Follow-ups allowed after a failed verification.")] = 3,
     deny: Annotated[Optional[list[str]], typer.Option("--deny", metavar="REGEX", help="Extra regex of tool uses to refuse (repeatable).")] = None,
     agent_silence_timeout: Annotated[float, typer.Option("--agent-silence-timeout", metavar="SECONDS", min=1, help="Kill an agent silent this long.")] = 600.0,
-    agent_timeout: Annotated[float, typer.Option("--agent-timeout", metavar="SECONDS", min=1, help="Kill an agent running longer than this.")] = 3600.0,
+    agent_timeout: Annotated[float, typer.Option("--agent-timeout", metavar="SECONDS", min=1, help="Kill an agent whose turn runs longer than this.")] = 3600.0,
     check_timeout: Annotated[float, typer.Option("--check-timeout", metavar="SECONDS", min=1, help="How long each check may run.")] = 600.0,
     output: Annotated[Output, typer.Option("--output", help="text, or json: one event per line.")] = Output.text,
     demo: Annotated[bool, typer.Option("--demo", help="Run the offline demo with a scripted agent.")] = False,
