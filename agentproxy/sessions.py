@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from agentproxy import config
+from agentproxy.errors import UsageError
 from agentproxy.messages import AgentStarted, Plan, PlanMade, SessionStarted, SubtaskFinished
 from agentproxy.store import SessionRow, SessionStore
 
@@ -48,7 +49,10 @@ def resumption(session_id_or_prefix: str) -> Resumption:
     """Read back the session's last task: its plan, the subtasks it finished, its agent session."""
     store = SessionStore(config.store_path())
     try:
+        store.mark_interrupted_orphans()
         row = store.get(session_id_or_prefix)
+        if row.status == "running":
+            raise UsageError(f"session {row.id} is still running (pa pid {row.pid}); wait for it or stop it first")
         events = store.events(row.id)
     finally:
         store.close()

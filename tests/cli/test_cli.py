@@ -462,6 +462,16 @@ def test_interrupt_exits_130_and_kills_the_agent(sig: int, env: dict[str, str], 
     assert session_status(listing.stdout, session_id) == "interrupted"
 
 
+def test_a_running_session_cannot_be_continued_twice(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
+    proc, script, out_path = start_sleepy_pa(tmp_path, env, workdir)
+    try:
+        session_id = json_events(out_path.read_text())[0]["session_id"]
+        again = pa("-s", session_id, "more work", env=env, cwd=tmp_path)
+    finally:
+        kill_leftovers(proc, script)
+    assert_usage_error(again, session_id, "still running")
+
+
 def test_sigkilled_pa_leaves_its_session_interrupted_and_resumable(
     env: dict[str, str], tmp_path: Path, workdir: Path
 ) -> None:
