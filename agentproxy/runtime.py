@@ -33,7 +33,7 @@ from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import Cancel, GetContext, OpenSession, Record, RunTask, SessionStarted
 from agentproxy.options import RunOptions
 from agentproxy.sessions import Resumption
-from agentproxy.workspace import Workspace
+from agentproxy.workspace import Workspace, exclusive
 
 # How often the waiting thread wakes, so that Ctrl-C is seen promptly.
 POLL_S = 0.2
@@ -69,7 +69,20 @@ def run_task(
     Blocks the calling thread. KeyboardInterrupt cancels the run: every agent process is killed,
     the session is recorded as interrupted, and the outcome says so.
     """
-    brain = brain or OfflineBrain()
+    with exclusive(options.working_dir):
+        return _run(task, options, brain or OfflineBrain(), subscribers, resume, store_path, classes, timeout_s)
+
+
+def _run(
+    task: str,
+    options: RunOptions,
+    brain: Brain,
+    subscribers: Sequence[Subscriber],
+    resume: Resumption | None,
+    store_path: Path | None,
+    classes: ActorClasses,
+    timeout_s: float | None,
+) -> RunOutcome:
     Workspace(options.working_dir).ensure_repo()
     directory = Directory()
     outcome: concurrent.futures.Future[RunOutcome] = concurrent.futures.Future()

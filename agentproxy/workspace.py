@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from agentproxy import procs
+from agentproxy import config, procs
 from agentproxy.errors import WorkdirError, WorkspaceError
 
 GIT_TIMEOUT_S = 60.0
@@ -34,6 +38,23 @@ def prepare_workdir(path: Path) -> Path:
     if not os.access(resolved, os.W_OK | os.X_OK):
         raise WorkdirError(f"working directory {resolved} is not writable")
     return resolved
+
+
+@contextmanager
+def exclusive(directory: Path) -> Iterator[None]:
+    """One pa at a time per working directory: a second would edit and commit under the first.
+
+    The lock is the kernel's (flock): it goes away with the process, however pa ends.
+    """
+    locks = config.data_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(str(Path(directory).resolve()).encode()).hexdigest()[:16]
+    with open(locks / f"{name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkdirError(f"another pa is working in {directory}; wait for it to finish") from None
+        yield
 
 
 class Workspace:

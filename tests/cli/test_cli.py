@@ -472,6 +472,15 @@ def test_a_running_session_cannot_be_continued_twice(env: dict[str, str], tmp_pa
     assert_usage_error(again, session_id, "still running")
 
 
+def test_a_second_pa_in_the_same_directory_is_refused(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
+    proc, script, _ = start_sleepy_pa(tmp_path, env, workdir)
+    try:
+        second = pa("-d", str(workdir), "--claude-bin", claude_bin(script), "other work", env=env, cwd=tmp_path)
+    finally:
+        kill_leftovers(proc, script)
+    assert_usage_error(second, "another pa is working in", str(workdir))
+
+
 def test_sigkilled_pa_leaves_its_session_interrupted_and_resumable(
     env: dict[str, str], tmp_path: Path, workdir: Path
 ) -> None:
