@@ -22,12 +22,15 @@ from agentproxy.brain import prompts
 from agentproxy.brain.base import EventSink, ReviewInput, Situation, ToolJudgement
 from agentproxy.brain.offline import OfflineBrain
 from agentproxy.brain.prices import cost_usd, price_table
-from agentproxy.errors import BrainError
+from agentproxy.errors import BrainError, UsageError
 from agentproxy.knowledge import Knowledge
 from agentproxy.messages import AgentQuestion, BrainCalled, Plan, Verdict
 
 DEFAULT_MODEL = "gemini-3.5-flash"
 MODEL_ENV = "AGENTPROXY_GEMINI_MODEL"
+PROMPT_CHARS_ENV = "AGENTPROXY_PROMPT_CHARS"
+DEFAULT_PROMPT_CHARS = 60_000
+MIN_PROMPT_CHARS = 2_000
 BASE_URL_ENV = "GOOGLE_GEMINI_BASE_URL"
 TEMPERATURE = 0.2
 MAX_SUBTASKS = 12
@@ -97,7 +100,7 @@ class GeminiBrain:
         timeout_s: float = 60.0,
         retry_attempts: int = 4,
         retry_initial_delay_s: float = 1.0,
-        prompt_chars: int = 60_000,
+        prompt_chars: int | None = None,
     ) -> None:
         from google import genai  # lazy: pa --help must not pay for the SDK
         from google.genai import types
@@ -105,7 +108,7 @@ class GeminiBrain:
         self._types = types
         self._secrets = (api_key,)
         self.model = model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-        self.prompt_chars = prompt_chars
+        self.prompt_chars = prompt_chars or _prompt_chars_from_env()
         self.prices = price_table()
         self.events = EventSink()
         self.offline = OfflineBrain()  # deterministic guards on top of the model's judgement
@@ -236,6 +239,15 @@ class GeminiBrain:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return " ".join(text.split())[:300]
+
+
+def _prompt_chars_from_env() -> int:
+    raw = os.environ.get(PROMPT_CHARS_ENV)
+    if not raw:
+        return DEFAULT_PROMPT_CHARS
+    if not raw.isdigit() or int(raw) < MIN_PROMPT_CHARS:
+        raise UsageError(f"{PROMPT_CHARS_ENV} must be a whole number of characters, at least {MIN_PROMPT_CHARS}: {raw!r}")
+    return int(raw)
 
 
 def _readable_images(paths: Sequence[Path]) -> list[Path]:

@@ -14,7 +14,7 @@ from agentproxy.brain.base import ReviewInput, Situation
 from agentproxy.brain.gemini import DEFAULT_MODEL, GeminiBrain
 from agentproxy.brain.resilient import ResilientBrain
 from agentproxy.context import ContextDocument, ProjectContext
-from agentproxy.errors import BrainError
+from agentproxy.errors import BrainError, UsageError
 from agentproxy.knowledge import Knowledge
 from agentproxy.messages import AgentQuestion, BrainCalled, BrainFellBack, CheckResult, Event, Option, Subtask, to_json
 from agentproxy.testing.fake_gemini import Disconnect, FakeGemini, Hang, Json, RawText, Status
@@ -212,3 +212,13 @@ def test_a_call_past_the_deadline_is_answered_offline_at_the_deadline() -> None:
         waited = time.monotonic() - started
     assert answers == ["SQLite"] and waited < 5
     assert [e.reason for e in events if isinstance(e, BrainFellBack)] == ["no answer within 0.5s"]
+
+
+def test_the_prompt_budget_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTPROXY_PROMPT_CHARS", "3000")
+    with FakeGemini(Json(PLAN)) as api:
+        brain_for(api, []).plan("x" * 50_000, Knowledge())
+    assert len(api.requests[0].text) - len(api.requests[0].system_text) <= 3000 + 10
+    monkeypatch.setenv("AGENTPROXY_PROMPT_CHARS", "lots")
+    with pytest.raises(UsageError, match="AGENTPROXY_PROMPT_CHARS"):
+        GeminiBrain(API_KEY)
