@@ -204,8 +204,7 @@ class ClaudeWorker(SupervisedActor):
                 self.record(Notice(level="warning", text=f"agent rate-limited until {info.resetsAt}"))
             case wire.MalformedLine(error=error):
                 self.record(Notice(level="warning", text=f"unreadable agent output skipped: {error}"))
-            case _:
-                pass
+            # Anything else (user echoes, other system lines, lines of a newer CLI) needs no action.
 
     def on_init(self, init: wire.SystemLine) -> None:
         if init.session_id and init.session_id != self.agent_session_id:

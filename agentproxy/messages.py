@@ -264,7 +264,7 @@ AnyEvent = Union[
 
 
 class Msg(msgspec.Struct, tag_field="msg", frozen=True, kw_only=True, omit_defaults=True):
-    pass
+    """Base of every request and reply between actors."""
 
 
 class RunTask(Msg, tag="run_task"):

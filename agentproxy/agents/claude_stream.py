@@ -13,7 +13,7 @@ import msgspec
 
 
 class _Line(msgspec.Struct, tag_field="type", frozen=True):
-    pass
+    """Base of the stdout lines of the CLI, told apart by their "type"."""
 
 
 class SystemLine(_Line, tag="system"):
