@@ -183,3 +183,12 @@ def test_uncommitted_work_found_before_the_run_is_committed_apart(scripted_optio
     assert entries[1][0] == "agentproxy: uncommitted changes found before: Create hello.py"
     assert "notes.txt" in entries[1] and "hello.py" in entries[1]  # the deletion was the user's too
     assert any("committed first" in getattr(e, "text", "") for e in events)
+
+
+def test_an_agent_that_dies_mid_turn_fails_the_subtask_with_its_exit_code(scripted_options) -> None:
+    dying = [[{"say": "about to crash"}, {"exit": 3}]]
+    outcome, events = run("Crash", scripted_options(dying, max_attempts=0))
+    assert outcome.status == "failed"
+    finished = [e for e in events if isinstance(e, SubtaskFinished)]
+    assert finished and "exited with code 3" in finished[0].reason
+    assert child_pids() == []
