@@ -306,13 +306,19 @@ def test_commits_use_the_users_identity_when_there_is_one(tmp_path: Path, git_en
     assert git(project, "log", "-1", "--format=%an <%ae>", sha).strip() == "Ada <ada@example.com>"
 
 
-def test_has_changes_and_commit_all(tmp_path: Path, git_env: Path) -> None:
+def repo_with(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Workspace, str]:
+    """A fresh project holding files, made a repository by ensure_repo; (project, workspace, baseline)."""
     project = tmp_path / "project"
     project.mkdir()
-    (project / "tracked.txt").write_text("one\n")
+    for name, content in files.items():
+        (project / name).write_text(content)
     workspace = Workspace(project)
     workspace.ensure_repo()
-    baseline = workspace.head()
+    return project, workspace, workspace.head()
+
+
+def test_has_changes_and_commit_all(tmp_path: Path, git_env: Path) -> None:
+    project, workspace, baseline = repo_with(tmp_path, {"tracked.txt": "one\n"})
 
     assert not workspace.has_changes()
     assert workspace.commit_all("nothing") is None
@@ -338,12 +344,7 @@ def test_has_changes_and_commit_all(tmp_path: Path, git_env: Path) -> None:
 
 
 def test_diff_since_shows_changes_and_new_files(tmp_path: Path, git_env: Path) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "app.py").write_text("def f():\n    return 1\n")
-    workspace = Workspace(project)
-    workspace.ensure_repo()
-    baseline = workspace.head()
+    project, workspace, baseline = repo_with(tmp_path, {"app.py": "def f():\n    return 1\n"})
 
     (project / "app.py").write_text("def f():\n    return 2\n")
     (project / "brand_new.py").write_text("print('new')\n")
@@ -357,11 +358,7 @@ def test_diff_since_shows_changes_and_new_files(tmp_path: Path, git_env: Path) -
 
 
 def test_diff_since_is_bounded(tmp_path: Path, git_env: Path) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    workspace = Workspace(project)
-    workspace.ensure_repo()
-    baseline = workspace.head()
+    project, workspace, baseline = repo_with(tmp_path, {})
     (project / "big.txt").write_text("".join(f"line {n}\n" for n in range(5000)))
     workspace.commit_all("big")
 
@@ -373,11 +370,7 @@ def test_diff_since_is_bounded(tmp_path: Path, git_env: Path) -> None:
 
 
 def test_diff_since_committed_changes_is_not_empty_and_clean_tree_is(tmp_path: Path, git_env: Path) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    workspace = Workspace(project)
-    workspace.ensure_repo()
-    baseline = workspace.head()
+    project, workspace, baseline = repo_with(tmp_path, {})
 
     assert workspace.diff_since(baseline, max_chars=1000) == ""
 
