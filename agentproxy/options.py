@@ -22,6 +22,7 @@ class RunOptions:
     silence_timeout_s: float = 600.0
     agent_timeout_s: float = 3600.0
     deny_patterns: tuple[str, ...] = DEFAULT_DENY
+    allow_tools: tuple[str, ...] = ()  # --allow-tool: names (fnmatch patterns) of tools allowed without judgement
     screenshots: tuple[Path, ...] = ()
     restart_intensity: int = 3  # restarts of one actor allowed within restart_period_s
     restart_period_s: float = 60.0
@@ -30,3 +31,5 @@ class RunOptions:
     brain_review: bool = True  # False (--no-qa): the checks alone decide
     ask_human: bool = False  # put agents' questions to the terminal, the brain's answer as default
     ask_human_timeout_s: float = 120.0
+    stuck_repeats: int = 4  # the same tool call with the same result this many times in a row is a loop
+    rate_limit_max_wait_s: float = 6 * 3600.0  # the longest one pause for a rate or usage limit may last
