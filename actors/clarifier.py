@@ -26,7 +26,7 @@ class Clarifier(SupervisedActor):
             case Ask():
                 self.on_ask(message)
             case JudgeTool():
-                situation = Situation(task=message.task, knowledge=self.board.read())
+                situation = self.situation(message.task, message.subtask_id)
                 judgement = self.brain.judge_tool(message.tool_name, message.tool_input, situation)
                 self.directory.tell(
                     message.worker,
@@ -34,8 +34,15 @@ class Clarifier(SupervisedActor):
                 )
         return None
 
+    def situation(self, task: str, subtask_id: str, transcript_tail: str = "") -> Situation:
+        """What the brain knows: the board, and the subtask the asking agent works on (from the plan)."""
+        knowledge = self.board.read()
+        plan = knowledge.plan.subtasks if knowledge.plan else []
+        subtask = next((s for s in plan if s.id == subtask_id), None)
+        return Situation(task=task, knowledge=knowledge, subtask=subtask, transcript_tail=transcript_tail)
+
     def on_ask(self, ask: Ask) -> None:
-        situation = Situation(task=ask.task, knowledge=self.board.read(), transcript_tail=ask.transcript_tail)
+        situation = self.situation(ask.task, ask.subtask_id, ask.transcript_tail)
         answers = self.brain.answer(ask.questions, situation)
         by = self.brain.name
         if self.options.ask_human:

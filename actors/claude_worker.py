@@ -3,12 +3,15 @@
 Its mailbox never blocks: the process's stdout lines arrive as AgentLine messages from a reader
 thread, and a watchdog thread sends WatchdogFired when the agent is silent or over its time.
 Tool approvals follow the ApprovalPolicy; questions (AskUserQuestion, or a final answer that is
-really a question) go to the Clarifier and its answer goes back in-band.
+really a question) go to the Clarifier and its answer goes back in-band. An agent that repeats itself
+is interrupted and refocused once, then failed as stuck; a turn that ends on a rate or usage limit
+pauses on a timer thread and then continues the same agent session.
 """
 
 from __future__ import annotations
 
 import collections
+import random
 import threading
 import time
 from pathlib import Path
@@ -25,6 +28,7 @@ from agentproxy.messages import (
     AgentExited,
     AgentFinished,
     AgentLine,
+    AgentPaused,
     AgentQuestion,
     AgentRetrying,
     AgentSaid,
@@ -38,22 +42,31 @@ from agentproxy.messages import (
     JudgeTool,
     Notice,
     Option,
+    PauseOver,
     QuestionAsked,
     Restarted,
     RunSubtask,
+    Stuck,
     SubtaskDone,
     ToolDecided,
     ToolVerdict,
     Usage,
     WatchdogFired,
 )
+from agentproxy.loops import StuckDetector
 from agentproxy.options import RunOptions
-from agentproxy.policy import ApprovalPolicy, is_question_tool
+from agentproxy.policy import EDIT_TOOLS, ApprovalPolicy, is_question_tool
 from agentproxy.questions import looks_like_question, question_from_text
+from agentproxy.rate_limits import Limit, limit_of, pause_s
 
 WATCHDOG_TICK_S = 0.25
 TRANSCRIPT_TAIL_CHARS = 4000
 FINAL_QUESTION_PREFIX = "final-question:"
+REFOCUS = (
+    "Stop. You are repeating yourself: {loop}. Doing it again will not give a different result. "
+    "Step back, say in one sentence why it is not working, then take a different approach to the task."
+)
+CONTINUE_AFTER_PAUSE = "The API limit that stopped your last turn has passed ({reason}). Continue the task where you left off."
 
 
 class ClaudeWorker(SupervisedActor):
@@ -67,6 +80,15 @@ class ClaudeWorker(SupervisedActor):
         self.agent_session_id: str | None = None
         self.turn_open = False  # a turn was sent and its outcome not yet reported
         self.question_follow_ups = 0
+        self.detector = StuckDetector(options.stuck_repeats)
+        self.loops_seen = 0
+        self.refocus_pending: str | None = None  # the loop an interrupt was sent for; refocus when the turn ends
+        self.pauses_in_a_row = 0
+        self.pause_timer: threading.Timer | None = None
+        self.limit_reason = ""
+        self.limit_lifts_at: float | None = None  # from a rejected rate_limit_event
+        self.edited = False  # the agent used an edit tool in this subtask
+        self.ran_commands = False
         self.unreported_cost_usd = 0.0
         self.pending: dict[str, PendingRequest] = {}  # request_id -> Ask/JudgeTool awaiting the Clarifier
         self.tool_inputs: dict[str, dict[str, Any]] = {}  # request_id -> the input of an AskUserQuestion
@@ -89,6 +111,8 @@ class ClaudeWorker(SupervisedActor):
                 self.on_agent_exited(code)
             case WatchdogFired(reason=reason):
                 self.fail_turn(reason)
+            case PauseOver(pause=pause):
+                self.on_pause_over(pause)
             case Answer():
                 self.on_answer(message)
             case ToolVerdict():
@@ -159,8 +183,8 @@ class ClaudeWorker(SupervisedActor):
         """Runs on the watchdog thread: tells the actor once when the agent is silent or too slow."""
         options = self.options
         while not stop.wait(WATCHDOG_TICK_S):
-            if not self.turn_open or self.pending:
-                continue  # idle between turns, or waiting on the Clarifier: not the agent's fault
+            if not self.turn_open or self.pending or self.pause_timer is not None:
+                continue  # idle between turns, waiting on the Clarifier, or paused: not the agent's fault
             now = time.monotonic()
             if now - self.last_output_at > options.silence_timeout_s:
                 reason = f"agent silent for {options.silence_timeout_s:g}s; killed"
@@ -172,6 +196,7 @@ class ClaudeWorker(SupervisedActor):
             return
 
     def release(self) -> None:
+        self.end_pause()
         self.watchdog_stop.set()
         if self.process is not None:
             self.process.close()
@@ -196,12 +221,16 @@ class ClaudeWorker(SupervisedActor):
             case wire.AssistantLine(message=message):
                 for block in message.content:
                     self.on_content(block)
+            case wire.UserLine() as echo:
+                for block in echo.tool_results():
+                    if loop := self.detector.returned(block.tool_use_id, block.content, block.is_error):
+                        self.on_loop(loop)
             case wire.ControlRequestLine() as request:
                 self.on_control_request(request)
             case wire.ResultLine() as result:
                 self.on_result(result)
             case wire.RateLimitLine(rate_limit_info=info) if info.status == "rejected":
-                self.record(Notice(level="warning", text=f"agent rate-limited until {info.resetsAt}"))
+                self.limit_lifts_at = float(info.resetsAt) if info.resetsAt else None
             case wire.MalformedLine(error=error):
                 self.record(Notice(level="warning", text=f"unreadable agent output skipped: {error}"))
             # Anything else (user echoes, other system lines, lines of a newer CLI) needs no action.
@@ -223,6 +252,9 @@ class ClaudeWorker(SupervisedActor):
             self.transcript.append(block.text)
             self.record(AgentSaid(subtask_id=self.subtask_id, text=block.text))
         elif block.type == "tool_use":
+            self.detector.called(block.id, block.name, block.input)
+            self.edited = self.edited or block.name in EDIT_TOOLS
+            self.ran_commands = self.ran_commands or block.name == "Bash"
             self.transcript.append(f"[{block.name}] {_tool_detail(block.input)}")
             self.record(AgentUsedTool(subtask_id=self.subtask_id, tool=block.name, detail=_tool_detail(block.input)))
 
@@ -234,7 +266,9 @@ class ClaudeWorker(SupervisedActor):
         if is_question_tool(request.tool_name):
             self.ask_clarifier(line.request_id, _questions_from_tool(request.input), request.input, via="tool")
             return
-        decision = ApprovalPolicy(self.cwd, self.options.deny_patterns).decide(request.tool_name, request.input)
+        decision = ApprovalPolicy(self.cwd, self.options.deny_patterns, allow_tools=self.options.allow_tools).decide(
+            request.tool_name, request.input
+        )
         if decision.verdict == "ask":
             judge = JudgeTool(
                 worker=self.name,
@@ -255,12 +289,13 @@ class ClaudeWorker(SupervisedActor):
         self._send(wire.allow(request_id, tool_input) if allow else wire.deny(request_id, reason))
 
     def on_result(self, result: wire.ResultLine) -> None:
+        text = result.result or ""
         self.record(
             AgentFinished(
                 subtask_id=self.subtask_id,
                 agent_session_id=result.session_id or self.agent_session_id or "",
                 is_error=result.is_error,
-                result=result.result,
+                result=text,
                 usage=Usage(
                     input_tokens=result.usage.input_tokens,
                     output_tokens=result.usage.output_tokens,
@@ -273,16 +308,81 @@ class ClaudeWorker(SupervisedActor):
         self.unreported_cost_usd += result.total_cost_usd
         if not self.turn_open:
             return
-        if result.is_error:
-            status = f"API error {result.api_error_status}: " if result.api_error_status else ""
-            self.fail_turn(f"agent failed ({result.subtype or 'error'}): {status}{result.result.strip()[:300]}")
+        if self.refocus_pending is not None:
+            loop, self.refocus_pending = self.refocus_pending, None
+            self.detector.forget()
+            self.send_turn(REFOCUS.format(loop=loop))
             return
-        if looks_like_question(result.result) and self.question_follow_ups < self.options.max_question_follow_ups:
+        if result.is_error:
+            limit = limit_of(result.api_error_status, result.api_error_type, text, self.limit_lifts_at, time.time())
+            if limit is not None:
+                self.pause(limit)
+                return
+            status = f"API error {result.api_error_status}: " if result.api_error_status else ""
+            self.fail_turn(f"agent failed ({result.subtype or 'error'}): {status}{text.strip()[:300]}")
+            return
+        self.pauses_in_a_row = 0
+        if self.question_follow_ups < self.options.max_question_follow_ups and looks_like_question(
+            text, made_changes=self.made_changes()
+        ):
             self.question_follow_ups += 1
             request_id = f"{FINAL_QUESTION_PREFIX}{self.question_follow_ups}"
-            self.ask_clarifier(request_id, [question_from_text(result.result)], None, via="final_text")
+            self.ask_clarifier(request_id, [question_from_text(text)], None, via="final_text")
             return
-        self.report(SubtaskDone(subtask_id=self.subtask_id, ok=True, summary=result.result))
+        self.report(SubtaskDone(subtask_id=self.subtask_id, ok=True, summary=text))
+
+    def made_changes(self) -> bool | None:
+        """Whether the agent changed anything: edits say yes; commands alone may or may not have."""
+        if self.edited:
+            return True
+        return None if self.ran_commands else False
+
+    # -- loops and limits ------------------------------------------------------------------
+
+    def on_loop(self, loop: str) -> None:
+        """Interrupt the turn and refocus the agent the first time; fail the subtask the second."""
+        if self.refocus_pending is not None or not self.turn_open:
+            return
+        self.loops_seen += 1
+        if self.loops_seen > 1:
+            self.record(Stuck(subtask_id=self.subtask_id, pattern=loop, action="failed"))
+            self.fail_turn(f"stuck: {loop}, again after being refocused")
+            return
+        self.record(Stuck(subtask_id=self.subtask_id, pattern=loop, action="refocus"))
+        self.refocus_pending = loop
+        self._send(wire.interrupt(f"refocus-{self.loops_seen}"))
+
+    def pause(self, limit: Limit) -> None:
+        """Wait out a rate or usage limit on a timer; the turn stays open and is not an attempt."""
+        self.pauses_in_a_row += 1
+        now = time.time()
+        wait = pause_s(limit, self.pauses_in_a_row, self.options.rate_limit_first_wait_s, now, random.Random())
+        self.limit_lifts_at = None
+        if wait > self.options.rate_limit_max_wait_s:
+            self.fail_turn(
+                f"{limit.reason}; it lifts in {wait:.0f}s, past the longest pause allowed"
+                f" ({self.options.rate_limit_max_wait_s:g}s, --max-rate-limit-wait)"
+            )
+            return
+        self.record(AgentPaused(subtask_id=self.subtask_id, reason=limit.reason, wait_s=round(wait, 1), until=now + wait))
+        self.limit_reason = limit.reason
+        timer = threading.Timer(wait, _tell_quietly, args=(self.actor_ref, PauseOver(pause=self.pauses_in_a_row)))
+        timer.daemon = True
+        timer.start()
+        self.pause_timer = timer
+
+    def on_pause_over(self, pause: int) -> None:
+        if self.pause_timer is None or pause != self.pauses_in_a_row:
+            return  # a timer of a pause already ended (cancelled, or superseded)
+        self.end_pause()
+        if self.turn_open:
+            text = CONTINUE_AFTER_PAUSE.format(reason=self.limit_reason)
+            self.start_turn(text, fresh_process=self.process is None or not self.process.alive)
+
+    def end_pause(self) -> None:
+        if self.pause_timer is not None:
+            self.pause_timer.cancel()
+            self.pause_timer = None
 
     def on_agent_exited(self, code: int | None) -> None:
         if self.turn_open:
@@ -291,6 +391,7 @@ class ClaudeWorker(SupervisedActor):
 
     def fail_turn(self, reason: str) -> None:
         """Kill the agent and report the subtask failed, once per turn."""
+        self.end_pause()
         if self.process is not None:
             self.process.kill()
         if not self.turn_open:

@@ -25,6 +25,7 @@ from agentproxy.messages import (
     Record,
     SessionFinished,
 )
+from agentproxy.redact import Redactor
 from agentproxy.store import SessionStore
 
 log = logging.getLogger("agentproxy.actors")
@@ -37,6 +38,7 @@ class ContextKeeper(SupervisedActor):
     """Runs on its own thread; the only writer of the store and of the knowledge board.
 
     Subscribers are called on this thread, in order; one that raises is logged and skipped.
+    Every event passes the run's redactor first: the store and the subscribers never see a secret.
     """
 
     def __init__(
@@ -46,11 +48,13 @@ class ContextKeeper(SupervisedActor):
         store_path: Path,
         subscribers: Sequence[Subscriber],
         board: KnowledgeBoard,
+        redactor: Redactor,
     ) -> None:
         super().__init__(name, directory)
         self.store_path = store_path
         self.subscribers = list(subscribers)
         self.board = board
+        self.redactor = redactor
         self.store: SessionStore | None = None
         self.session_id = ""
         self.brain_cost_usd = 0.0
@@ -75,11 +79,12 @@ class ContextKeeper(SupervisedActor):
 
     def on_open_session(self, request: OpenSession) -> str:
         assert self.store is not None
+        task = self.redactor.redact(request.task)
         if request.continue_session:
             self.session_id = self.store.get(request.continue_session).id
-            self.store.add_task(self.session_id, request.task)
+            self.store.add_task(self.session_id, task)
         else:
-            self.session_id = self.store.create_session(request.task, request.working_dir, request.screenshots)
+            self.session_id = self.store.create_session(task, request.working_dir, request.screenshots)
         return self.session_id
 
     def on_get_context(self, request: GetContext) -> list[str]:
@@ -99,6 +104,7 @@ class ContextKeeper(SupervisedActor):
 
     def on_record(self, event: Event) -> None:
         assert self.store is not None
+        event = self.redactor.redact_event(event)
         match event:
             case PlanMade(plan=plan):
                 self.board.update(plan=plan)

@@ -1,5 +1,9 @@
-"""Dispatcher: runs a plan's subtasks on worker slots, sends finished work to review, follows up
-on failed verdicts, and closes the session (commit, outcome).
+"""Dispatcher: runs a plan's subtasks, sends finished work to review, follows up on failed
+verdicts, and closes the session (commit, outcome).
+
+It gives no credit for no work: a subtask reported done with nothing changed is sent back once,
+then failed. The same failing checks after two follow-ups in a row end the subtask as stuck. A
+final message the review finds to be a question is answered by the Clarifier, not judged.
 
 It keeps its own record of outstanding work (what it asked of which actor, not yet answered) so
 that when the Supervisor restarts an actor the request is sent again to the fresh instance.
@@ -13,10 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.base import PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
+from actors.base import CLARIFIER, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
 from agentproxy.errors import WorkspaceError
+from agentproxy.loops import VOLATILE
 from agentproxy.messages import (
     AgentSessionOpened,
+    Answer,
+    Ask,
+    CheckResult,
     Cancel,
     Committed,
     Escalated,
@@ -28,6 +36,7 @@ from agentproxy.messages import (
     PlanMade,
     PlanReady,
     PlanRequest,
+    QuestionAsked,
     Restarted,
     Review,
     ReviewDone,
@@ -37,13 +46,24 @@ from agentproxy.messages import (
     SessionStatus,
     StartWorker,
     StopWorker,
+    Stuck,
     Subtask,
     SubtaskDone,
     SubtaskFinished,
     SubtaskStarted,
 )
 from agentproxy.options import RunOptions
+from agentproxy.questions import question_from_text
+from agentproxy.secret_files import exclusion_warning
 from agentproxy.workspace import Workspace
+
+SAME_FAILURES_TO_STOP = 3  # the same failing checks at three reviews in a row: two follow-ups changed nothing
+REVIEW_QUESTION_PREFIX = "review-question:"
+NOTHING_CHANGED = (
+    "You reported the work as done, but nothing changed in the working directory since this subtask"
+    " started: no file was edited and nothing was committed. Make the changes the task asks for now."
+    " If you are blocked, say exactly what you need."
+)
 
 
 @dataclass(frozen=True)
@@ -63,17 +83,9 @@ class SubtaskState:
     agent_session_id: str | None = None
     worker: str = ""
     base_commit: str = ""  # HEAD when the subtask started: the review reads the diff from here
-
-
-@dataclass
-class Slots:
-    """How many subtasks may run at once; a later issue widens it to parallel worktrees."""
-
-    size: int = 1
-    busy: set[str] = field(default_factory=set)
-
-    def free(self) -> int:
-        return self.size - len(self.busy)
+    told_nothing_changed: bool = False
+    check_failures: list[str] = field(default_factory=list)  # what failed, per review, newest last
+    questions_answered: int = 0
 
 
 class Dispatcher(SupervisedActor):
@@ -83,12 +95,11 @@ class Dispatcher(SupervisedActor):
         directory: Directory,
         options: RunOptions,
         on_finished: Callable[[RunOutcome], None],
-        slots: int = 1,
     ) -> None:
         super().__init__(name, directory)
         self.options = options
         self.on_finished = on_finished
-        self.slots = Slots(size=slots)
+        self.running: set[str] = set()  # subtask ids; one at a time until worktrees come
         self.run: RunTask | None = None
         self.states: dict[str, SubtaskState] = {}
         self.outstanding: dict[str, Msg] = {}  # actor name -> the request it has not answered yet
@@ -110,6 +121,8 @@ class Dispatcher(SupervisedActor):
                 self.on_subtask_done(message)
             case ReviewDone():
                 self.on_review_done(message)
+            case Answer():
+                self.on_answer(message)
             case Restarted(name=name):
                 self.on_restarted(name)
             case Escalated(name=name, reason=reason):
@@ -144,10 +157,10 @@ class Dispatcher(SupervisedActor):
 
     def schedule(self) -> None:
         for state in self.ready():
-            if self.slots.free() <= 0:
+            if self.running:
                 break
             self.start_subtask(state)
-        if not self.slots.busy:
+        if not self.running:
             failed = [s for s in self.states.values() if s.status == "failed"]
             if failed:
                 self.finish("failed", f"subtask {failed[0].subtask.id} failed")
@@ -167,7 +180,7 @@ class Dispatcher(SupervisedActor):
         state.worker = f"{WORKER_PREFIX}{state.subtask.id}"
         state.status = "running"
         state.base_commit = self.head()
-        self.slots.busy.add(state.subtask.id)
+        self.running.add(state.subtask.id)
         self.directory.ask(SUPERVISOR, StartWorker(name=state.worker))
         self.record(SubtaskStarted(subtask_id=state.subtask.id, title=state.subtask.title, attempt=state.attempt))
         resume = self.run.resume_agent_session if len(self.states) == 1 else None
@@ -186,11 +199,15 @@ class Dispatcher(SupervisedActor):
         """Commit what the user left uncommitted, so the agent's diff, review and commit are its own."""
         assert self.run is not None
         message = f"agentproxy: uncommitted changes found before: {commit_subject(self.run.task)}"
+        workspace = Workspace(Path(self.run.working_dir))
         try:
-            commit = Workspace(Path(self.run.working_dir)).commit_all(message)
+            commit = workspace.commit_all(message)
         except WorkspaceError as exc:
             self.record(Notice(level="warning", text=f"could not set your uncommitted changes apart: {exc}"))
             return
+        finally:
+            if workspace.excluded:
+                self.record(Notice(level="warning", text=exclusion_warning(workspace.excluded)))
         if commit:
             self.record(Notice(text=f"your uncommitted changes were committed first, as {commit[:10]}"))
 
@@ -212,6 +229,13 @@ class Dispatcher(SupervisedActor):
         if not done.ok:
             self.end_subtask(state, "failed", done.reason)
             return
+        if state.subtask.expects_changes and not self.changed_since(state.base_commit):
+            if state.told_nothing_changed:
+                self.end_subtask(state, "failed", "the agent reported success but changed nothing, twice")
+            else:
+                state.told_nothing_changed = True
+                self.follow_up(state, NOTHING_CHANGED, counts=False)
+            return
         state.status = "reviewing"
         self.send(
             VERIFIER,
@@ -228,25 +252,69 @@ class Dispatcher(SupervisedActor):
     def on_review_done(self, review: ReviewDone) -> None:
         state = self.states[review.subtask_id]
         self.outstanding.pop(VERIFIER, None)
-        if review.verdict.passed:
+        verdict = review.verdict
+        if verdict.question and state.questions_answered < self.options.max_question_follow_ups:
+            self.ask_for_agent(state, verdict.question)
+            return
+        state.check_failures.append(failure_signature(review.checks))
+        repeats = state.check_failures[-(SAME_FAILURES_TO_STOP):]
+        if verdict.passed:
             self.end_subtask(state, "done")
+        elif len(repeats) == SAME_FAILURES_TO_STOP and repeats[0] and len(set(repeats)) == 1:
+            pattern = f"the same checks failed the same way after {SAME_FAILURES_TO_STOP - 1} follow-ups in a row"
+            self.record(Stuck(subtask_id=state.subtask.id, pattern=pattern, action="failed"))
+            self.end_subtask(state, "failed", f"stuck: {pattern}")
         elif state.attempt > self.options.max_attempts:
-            findings = "; ".join(review.verdict.findings) or "verification failed"
+            findings = "; ".join(verdict.findings) or "verification failed"
             self.end_subtask(state, "failed", f"still failing after {self.options.max_attempts} follow-ups: {findings}")
         else:
+            self.follow_up(state, verdict.follow_up, counts=True)
+
+    def follow_up(self, state: SubtaskState, instruction: str, counts: bool) -> None:
+        """Another turn in the subtask's agent session; counts says whether it is a verification attempt."""
+        if counts:
             state.attempt += 1
-            state.status = "running"
-            self.record(FollowUpSent(subtask_id=state.subtask.id, attempt=state.attempt, instruction=review.verdict.follow_up))
-            self.directory.tell(
-                state.worker,
-                FollowUp(subtask_id=state.subtask.id, instruction=review.verdict.follow_up, attempt=state.attempt),
-            )
-            # Should the worker crash now, its fresh instance resumes the agent session with this turn.
-            self.outstanding[state.worker] = self.resume_request(state, review.verdict.follow_up)
+        state.status = "running"
+        self.record(FollowUpSent(subtask_id=state.subtask.id, attempt=state.attempt, instruction=instruction))
+        self.directory.tell(state.worker, FollowUp(subtask_id=state.subtask.id, instruction=instruction, attempt=state.attempt))
+        # Should the worker crash now, its fresh instance resumes the agent session with this turn.
+        self.outstanding[state.worker] = self.resume_request(state, instruction)
+
+    def ask_for_agent(self, state: SubtaskState, question: str) -> None:
+        """The review found the agent's final message to be a question: the Clarifier answers it."""
+        assert self.run is not None
+        state.questions_answered += 1
+        state.status = "asking"
+        asked = question_from_text(question)
+        self.record(QuestionAsked(subtask_id=state.subtask.id, questions=[asked], via="final_text"))
+        request_id = f"{REVIEW_QUESTION_PREFIX}{state.subtask.id}:{state.questions_answered}"
+        self.send(
+            CLARIFIER,
+            Ask(worker=self.name, subtask_id=state.subtask.id, request_id=request_id, questions=[asked], task=self.run.task),
+        )
+
+    def on_answer(self, answer: Answer) -> None:
+        self.outstanding.pop(CLARIFIER, None)
+        subtask_id = answer.request_id.removeprefix(REVIEW_QUESTION_PREFIX).rsplit(":", 1)[0]
+        state = self.states.get(subtask_id)
+        if state is None or state.status != "asking":
+            return
+        replies = "\n".join(f"{question}\n-> {reply}" for question, reply in answer.answers.items())
+        self.follow_up(state, f"Answers to your question:\n{replies}\n\nGo ahead and finish the task.", counts=False)
+
+    def changed_since(self, base_commit: str) -> bool:
+        """Whether the working directory differs from the subtask's base: commits or uncommitted changes."""
+        assert self.run is not None
+        if not base_commit:
+            return True  # no base to compare with: give the benefit of the doubt
+        try:
+            return Workspace(Path(self.run.working_dir)).changed_since(base_commit)
+        except WorkspaceError:
+            return True
 
     def end_subtask(self, state: SubtaskState, status: str, reason: str = "") -> None:
         state.status = status
-        self.slots.busy.discard(state.subtask.id)
+        self.running.discard(state.subtask.id)
         self.outstanding.pop(state.worker, None)
         self.record(SubtaskFinished(subtask_id=state.subtask.id, status=status, reason=reason))  # type: ignore[arg-type]
         self.directory.tell(SUPERVISOR, StopWorker(name=state.worker))
@@ -288,9 +356,12 @@ class Dispatcher(SupervisedActor):
         self.finished = True
         assert self.run is not None
         for state in self.states.values():
-            if state.status in ("running", "reviewing"):
+            if state.status in ("running", "reviewing", "asking"):
                 self.directory.tell(state.worker, Cancel(reason=reason or status))
-        commit = self.commit_if_done(status)
+        try:
+            commit = self.commit_if_done(status)
+        except WorkspaceError as exc:
+            commit, status, reason = None, "failed", f"the work is done but could not be committed: {exc}"
         if status != "done" and Workspace(Path(self.run.working_dir)).has_changes():
             self.record(Notice(level="warning", text=f"changes left uncommitted in {self.run.working_dir} for inspection"))
         duration = time.monotonic() - self.started_at
@@ -300,18 +371,25 @@ class Dispatcher(SupervisedActor):
         )
 
     def commit_if_done(self, status: SessionStatus) -> str | None:
+        """Commit a done run's work; WorkspaceError when it cannot be (a hook refused, a merge in progress)."""
         assert self.run is not None
         if status != "done":
             return None
         message = f"agentproxy: {commit_subject(self.run.task)}\n\nSession {self.run.session_id}.\n"
+        workspace = Workspace(Path(self.run.working_dir))
         try:
-            commit = Workspace(Path(self.run.working_dir)).commit_all(message)
-        except WorkspaceError as exc:
-            self.record(Notice(level="error", text=f"could not commit the result: {exc}"))
-            return None
+            commit = workspace.commit_all(message)
+        finally:
+            if workspace.excluded:
+                self.record(Notice(level="warning", text=exclusion_warning(workspace.excluded)))
         if commit:
             self.record(Committed(commit=commit, message=message.splitlines()[0]))
         return commit
+
+
+def failure_signature(checks: list[CheckResult]) -> str:
+    """What failed, comparable across attempts: failing commands and their output, volatile parts masked."""
+    return "\n".join(f"{c.command}\n{VOLATILE.sub('#', c.output_tail)}" for c in checks if not c.passed)
 
 
 def subtask_prompt(run: RunTask, subtask: Subtask, total: int) -> str:

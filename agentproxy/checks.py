@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agentproxy import procs
+from agentproxy.child_env import child_environment
 from agentproxy.messages import CheckResult
 
 TAIL_CHARS = 4000
@@ -44,10 +45,11 @@ def run_checks(
 ) -> list[CheckResult]:
     """Run each command through the shell in its own process group; never raises for a failing check."""
     results = []
+    env = child_environment()
     for command in commands:
         started = time.monotonic()
         try:
-            code, output, timed_out = procs.run_bounded(command, cwd=cwd, timeout_s=timeout_s)
+            code, output, timed_out = procs.run_bounded(command, cwd=cwd, timeout_s=timeout_s, env=env)
         except OSError as exc:  # e.g. cwd vanished: report it as the check's failure
             code, output, timed_out = 127, str(exc).encode(), False
         text = _ANSI.sub("", output.decode("utf-8", errors="replace"))

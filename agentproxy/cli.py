@@ -2,17 +2,77 @@
 
 from __future__ import annotations
 
+import math
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import IO, Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from agentproxy import __version__
 from agentproxy.errors import AgentProxyError, UsageError
 
+try:  # newer typer bundles its own click, older typer depends on click
+    from typer._click.exceptions import UsageError as ClickUsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError as ClickUsageError  # type: ignore[no-redef,import-not-found,unused-ignore]
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_RATE_LIMIT_WAIT_S = 6 * 3600.0
+
+
+class OneLineUsageError(typer.BadParameter):
+    """A command-line error shown as one `pa: error:` line, where click shows usage, a hint and a box."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        typer.echo(f"pa: error: {self.message}", err=True)
+
+
+class PaCommand(TyperCommand):
+    """The `pa` command, whose parse errors (unknown option, bad value) read like every other error."""
+
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except OneLineUsageError:
+            raise
+        except ClickUsageError as exc:
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            raise OneLineUsageError(f"{message[:1].lower()}{message[1:]} (see pa --help)") from exc
+
+
+def text_value(value: str) -> str:
+    """An option's text: not blank, and valid UTF-8 (argv carries undecodable bytes as lone surrogates)."""
+    if not value.strip():
+        raise typer.BadParameter("must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise typer.BadParameter("is not valid UTF-8") from None
+    return value
+
+
+def path_value(value: str) -> Path:
+    return Path(text_value(value))
+
+
+def seconds_value(minimum: float) -> Callable[[Any], float]:
+    """A parser of a duration: a finite number of seconds, at least minimum (nan and inf would never fire)."""
+
+    def parse(value: Any) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a number of seconds") from None
+        if not math.isfinite(seconds) or seconds < minimum:
+            raise typer.BadParameter(f"{value!r} is not a finite number of seconds >= {minimum:g}")
+        return seconds
+
+    return parse
+
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
@@ -22,30 +82,33 @@ class Output(str, Enum):
     json = "json"
 
 
-@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@app.command(cls=PaCommand, context_settings={"help_option_names": ["-h", "--help"]})
 def pa(
-    task: Annotated[Optional[str], typer.Argument(metavar="TASK", help="What the agents should do.", show_default=False)] = None,
-    working_dir: Annotated[Optional[Path], typer.Option("-d", "--working-dir", metavar="DIR", help="Project directory (default: the saved workdir, else the current directory).")] = None,
-    session: Annotated[Optional[str], typer.Option("-s", "--session", metavar="ID", help="Continue this session (id or unique prefix); without TASK, resume its unfinished task.")] = None,
+    task: Annotated[Optional[str], typer.Argument(metavar="TASK", help="What the agents should do; - reads it from stdin.", show_default=False)] = None,
+    task_file: Annotated[Optional[Path], typer.Option("-f", "--task-file", metavar="FILE", parser=path_value, help="Read the task from FILE (UTF-8), for tasks too long for the command line.")] = None,
+    working_dir: Annotated[Optional[Path], typer.Option("-d", "--working-dir", metavar="DIR", parser=path_value, help="Project directory (default: the saved workdir, else the current directory).")] = None,
+    session: Annotated[Optional[str], typer.Option("-s", "--session", metavar="ID", parser=text_value, help="Continue this session (id or unique prefix); without TASK, resume its unfinished task.")] = None,
     list_sessions: Annotated[bool, typer.Option("--list-sessions", help="List recorded sessions and exit.")] = False,
-    set_workdir: Annotated[Optional[Path], typer.Option("--set-workdir", metavar="DIR", help="Save DIR as the default working directory (and run TASK there, if given).")] = None,
+    set_workdir: Annotated[Optional[Path], typer.Option("--set-workdir", metavar="DIR", parser=path_value, help="Save DIR as the default working directory (and run TASK there, if given).")] = None,
     show_workdir: Annotated[bool, typer.Option("--show-workdir", help="Print the saved working directory and exit.")] = False,
-    context_dir: Annotated[Optional[Path], typer.Option("--context-dir", metavar="DIR", help="Documents and images the brain reads, for this run (default: the saved contextdir).")] = None,
-    set_contextdir: Annotated[Optional[Path], typer.Option("--set-contextdir", metavar="DIR", help="Save DIR as the default context directory (and run TASK, if given).")] = None,
+    context_dir: Annotated[Optional[Path], typer.Option("--context-dir", metavar="DIR", parser=path_value, help="Documents and images the brain reads, for this run (default: the saved contextdir).")] = None,
+    set_contextdir: Annotated[Optional[Path], typer.Option("--set-contextdir", metavar="DIR", parser=path_value, help="Save DIR as the default context directory (and run TASK, if given).")] = None,
     show_contextdir: Annotated[bool, typer.Option("--show-contextdir", help="Print the saved context directory and exit.")] = False,
-    screenshots: Annotated[Optional[list[Path]], typer.Option("--add-screenshot", metavar="PATH", help="An image for the agent and the brain to look at (repeatable).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", metavar="MODEL", envvar="AGENTPROXY_GEMINI_MODEL", help="Gemini model of the supervisor's brain (used when GEMINI_API_KEY is set).")] = None,
+    screenshots: Annotated[Optional[list[Path]], typer.Option("--add-screenshot", metavar="PATH", parser=path_value, help="An image for the agent and the brain to look at (repeatable).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", metavar="MODEL", envvar="AGENTPROXY_GEMINI_MODEL", parser=text_value, help="Gemini model of the supervisor's brain (used when GEMINI_API_KEY is set).")] = None,
     no_qa: Annotated[bool, typer.Option("--no-qa", help="Skip the brain's review of the work; the checks alone decide.")] = False,
     ask_human: Annotated[bool, typer.Option("--ask-human", help="Put the agents' questions to you on the terminal; the brain's answer is the default.")] = False,
-    ask_human_timeout: Annotated[float, typer.Option("--ask-human-timeout", metavar="SECONDS", min=1, help="How long --ask-human waits before taking the brain's answer.")] = 120.0,
-    claude_bin: Annotated[Optional[str], typer.Option("--claude-bin", metavar="CMD", envvar="CLAUDE_BIN", help="The Claude Code command.")] = None,
-    agent_model: Annotated[Optional[str], typer.Option("--agent-model", metavar="MODEL", help="Model for the coding agent (passed to claude --model).")] = None,
-    checks: Annotated[Optional[list[str]], typer.Option("--check", metavar="CMD", help="A check command that must pass (repeatable; default: detect pytest, npm test, cargo test, go test, make test).")] = None,
+    ask_human_timeout: Annotated[float, typer.Option("--ask-human-timeout", metavar="SECONDS", parser=seconds_value(1), help="How long --ask-human waits before taking the brain's answer.")] = 120.0,
+    claude_bin: Annotated[Optional[str], typer.Option("--claude-bin", metavar="CMD", envvar="CLAUDE_BIN", parser=text_value, help="The Claude Code command.")] = None,
+    agent_model: Annotated[Optional[str], typer.Option("--agent-model", metavar="MODEL", parser=text_value, help="Model for the coding agent (passed to claude --model).")] = None,
+    checks: Annotated[Optional[list[str]], typer.Option("--check", metavar="CMD", parser=text_value, help="A check command that must pass (repeatable; default: detect pytest, npm test, cargo test, go test, make test).")] = None,
     max_attempts: Annotated[int, typer.Option("--max-attempts", metavar="N", min=0, help="Follow-ups allowed after a failed verification.")] = 3,
-    deny: Annotated[Optional[list[str]], typer.Option("--deny", metavar="REGEX", help="Extra regex of tool uses to refuse (repeatable).")] = None,
-    agent_silence_timeout: Annotated[float, typer.Option("--agent-silence-timeout", metavar="SECONDS", min=1, help="Kill an agent silent this long.")] = 600.0,
-    agent_timeout: Annotated[float, typer.Option("--agent-timeout", metavar="SECONDS", min=1, help="Kill an agent whose turn runs longer than this.")] = 3600.0,
-    check_timeout: Annotated[float, typer.Option("--check-timeout", metavar="SECONDS", min=1, help="How long each check may run.")] = 600.0,
+    deny: Annotated[Optional[list[str]], typer.Option("--deny", metavar="REGEX", parser=text_value, help="Extra regex of tool uses to refuse (repeatable).")] = None,
+    allow_tools: Annotated[Optional[list[str]], typer.Option("--allow-tool", metavar="PATTERN", parser=text_value, help="Allow a tool by name, an fnmatch pattern such as 'mcp__github__*' (repeatable).")] = None,
+    agent_silence_timeout: Annotated[float, typer.Option("--agent-silence-timeout", metavar="SECONDS", parser=seconds_value(1), help="Kill an agent silent this long.")] = 600.0,
+    agent_timeout: Annotated[float, typer.Option("--agent-timeout", metavar="SECONDS", parser=seconds_value(1), help="Kill an agent whose turn runs longer than this.")] = 3600.0,
+    check_timeout: Annotated[float, typer.Option("--check-timeout", metavar="SECONDS", parser=seconds_value(1), help="How long each check may run.")] = 600.0,
+    max_rate_limit_wait: Annotated[float, typer.Option("--max-rate-limit-wait", metavar="SECONDS", parser=seconds_value(0), help="The longest an agent pauses for a rate or usage limit before its subtask fails.")] = DEFAULT_RATE_LIMIT_WAIT_S,
     output: Annotated[Output, typer.Option("--output", help="text, or json: one event per line.")] = Output.text,
     demo: Annotated[bool, typer.Option("--demo", help="Run the offline demo with a scripted agent.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
@@ -53,8 +116,12 @@ def pa(
     """Run coding agents on TASK, supervised: plan, answer their questions, verify, commit."""
     try:
         code = _dispatch(**locals())
+    except KeyboardInterrupt:  # outside a run (reading the task from stdin, say); a run handles its own
+        code = EXIT_INTERRUPTED
     except AgentProxyError as exc:
-        typer.echo(f"pa: error: {exc}", err=True)
+        from agentproxy.redact import installed  # lazy: only an error pays for it
+
+        typer.echo(f"pa: error: {installed().redact(str(exc))}", err=True)
         code = EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED
     raise typer.Exit(code)
 
@@ -82,6 +149,8 @@ def _dispatch(**args) -> int:
     if args["list_sessions"]:
         typer.echo(sessions.format_sessions(sessions.list_sessions()))
         return EXIT_OK
+    # Checked before anything is saved or created, like every other argument.
+    args["task"] = launch.read_task(args["task"], args["task_file"])
     if args["set_contextdir"] is not None:
         contextdir = _existing_dir(args["set_contextdir"], "--set-contextdir")
         config.save_contextdir(contextdir)
@@ -97,7 +166,7 @@ def _dispatch(**args) -> int:
         if args["task"] is None:
             return EXIT_OK
     if args["task"] is None and args["session"] is None:
-        raise UsageError("no task given: pa \"what to do\" (see pa --help)")
+        raise UsageError("no task given: pa \"what to do\", or pa -f TASK.md (see pa --help)")
     if args["context_dir"] is not None:
         args["context_dir"] = _existing_dir(args["context_dir"], "--context-dir")
     return launch.run_from_cli(args)

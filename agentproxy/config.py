@@ -20,14 +20,26 @@ LOG_FILE = "agentproxy.log"
 
 def config_dir() -> Path:
     if home := os.environ.get("AGENTPROXY_HOME"):
-        return Path(home) / "config"
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "agentproxy"
+        return _usable(Path(home), "AGENTPROXY_HOME") / "config"
+    if xdg := os.environ.get("XDG_CONFIG_HOME"):
+        return _usable(Path(xdg), "XDG_CONFIG_HOME") / "agentproxy"
+    return Path.home() / ".config" / "agentproxy"
 
 
 def data_dir() -> Path:
     if home := os.environ.get("AGENTPROXY_HOME"):
-        return Path(home) / "data"
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "agentproxy"
+        return _usable(Path(home), "AGENTPROXY_HOME") / "data"
+    if xdg := os.environ.get("XDG_DATA_HOME"):
+        return _usable(Path(xdg), "XDG_DATA_HOME") / "agentproxy"
+    return Path.home() / ".local" / "share" / "agentproxy"
+
+
+def _usable(directory: Path, variable: str) -> Path:
+    """directory, if it is one or could be made one: a file on its way fails every later mkdir."""
+    existing = next((p for p in (directory, *directory.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{variable}={directory} cannot be used: {existing} is a file, not a directory")
+    return directory
 
 
 def store_path() -> Path:
@@ -58,11 +70,18 @@ def load_dotenv_files(cwd: Path) -> None:
 
 
 def configure_logging() -> Path:
-    """Log to a file in the data dir; the terminal shows events, not tracebacks of restarted actors."""
+    """Log to a file in the data dir; the terminal shows events, not tracebacks of restarted actors.
+
+    Every line passes the run's redactor (agentproxy.redact.installed()).
+    """
+    # Lazy: `pa --help` stays stdlib-only here.
+    from agentproxy.redact import RedactingFilter
+
     log_path = data_dir() / LOG_FILE
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(threadName)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     level = os.environ.get("AGENTPROXY_LOG_LEVEL", "INFO").upper()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,51 @@ from agentproxy.errors import UsageError
 from agentproxy.options import RunOptions
 from agentproxy.policy import parse_deny_patterns
 from agentproxy.sessions import Resumption, resumption
-from agentproxy.workspace import prepare_workdir
+from agentproxy.store import check_store
+from agentproxy.workspace import check_repo_state, prepare_workdir
 
 EXIT_CODES = {"done": 0, "failed": 1, "interrupted": 130}
+# A task file bigger than this is a mistake (a log, a binary, /dev/zero), not a task.
+MAX_TASK_BYTES = 1_000_000
+
+
+def read_task(task: str | None, task_file: Path | None) -> str | None:
+    """The task of TASK, of -f FILE, or of stdin for TASK `-`, stripped; None when none is given.
+
+    UsageError when both are given, or the text is unreadable, not UTF-8, holds a NUL or is blank.
+    """
+    if task is not None and task_file is not None:
+        raise UsageError("give the task as TASK or with -f FILE, not both")
+    if task_file is not None:
+        return _task_text(_read_task_file(task_file), f"the task file {task_file}")
+    if task == "-":
+        return _task_text(sys.stdin.buffer.read(MAX_TASK_BYTES + 1), "the task on stdin")
+    if task is None:
+        return None
+    # argv carries bytes that are not UTF-8 as lone surrogates: back to those bytes, checked like a file's.
+    return _task_text(os.fsencode(task), "the task")
+
+
+def _read_task_file(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(MAX_TASK_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read the task file {path}: {exc.strerror or exc}") from exc
+
+
+def _task_text(data: bytes, source: str) -> str:
+    if len(data) > MAX_TASK_BYTES:
+        raise UsageError(f"{source} is longer than {MAX_TASK_BYTES} bytes")
+    try:
+        text = data.decode("utf-8-sig")  # an editor's byte-order mark is not part of the task
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{source} is not valid UTF-8 (byte {exc.start})") from None
+    if "\0" in text:  # git, the store and the agent's argv all stop at a NUL
+        raise UsageError(f"{source} contains a NUL byte: give text")
+    if not text.strip():
+        raise UsageError(f"{source} is empty")
+    return text.strip()
 
 
 def run_from_cli(args: dict[str, Any]) -> int:
@@ -32,6 +75,7 @@ def run_from_cli(args: dict[str, Any]) -> int:
     screenshots = tuple(_readable_screenshots(args["screenshots"] or ()))
     context_dir = _context_dir(args["context_dir"])
     brain = make_brain(args["model"])
+    check_store(config.store_path())
     working_dir = _working_dir(args, resume)
     options = RunOptions(
         working_dir=working_dir,
@@ -43,11 +87,13 @@ def run_from_cli(args: dict[str, Any]) -> int:
         silence_timeout_s=args["agent_silence_timeout"],
         agent_timeout_s=args["agent_timeout"],
         deny_patterns=deny_patterns,
+        allow_tools=tuple(args["allow_tools"] or ()),
         screenshots=screenshots,
         context_dir=context_dir,
         brain_review=not args["no_qa"],
         ask_human=args["ask_human"],
         ask_human_timeout_s=args["ask_human_timeout"],
+        rate_limit_max_wait_s=args["max_rate_limit_wait"],
     )
     view = JsonView() if args["output"].value == "json" else TextView()
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C: clean up, record it
@@ -96,12 +142,15 @@ def _resumption(session: str | None, task: str | None) -> Resumption | None:
 
 
 def _working_dir(args: dict[str, Any], resume: Resumption | None) -> Path:
+    """The directory to work in, checked (read-only) before it is created."""
     if resume is not None:
         if args["working_dir"] is not None and args["working_dir"].resolve() != Path(resume.working_dir):
             raise UsageError(f"session {resume.session_id} works in {resume.working_dir}, not {args['working_dir']}")
-        return prepare_workdir(Path(resume.working_dir))
-    chosen = args["working_dir"] or args["set_workdir"] or config.saved_workdir() or Path.cwd()
-    return prepare_workdir(Path(chosen))
+        chosen = Path(resume.working_dir)
+    else:
+        chosen = Path(args["working_dir"] or args["set_workdir"] or config.saved_workdir() or Path.cwd())
+    check_repo_state(chosen)
+    return prepare_workdir(chosen)
 
 
 def _readable_screenshots(paths: Any) -> list[Path]:

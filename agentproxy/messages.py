@@ -32,6 +32,7 @@ class Subtask(Data):
     criteria: list[str] = []  # acceptance criteria for the review, in words
     depends_on: list[str] = []
     files: list[str] = []  # files it expects to touch
+    expects_changes: bool = True  # False for work that changes nothing by nature (explain, review, list)
 
 
 class Plan(Data):
@@ -67,6 +68,7 @@ class Verdict(Data):
     passed: bool
     findings: list[str] = []
     follow_up: str = ""  # the instruction for the agent when not passed
+    question: str = ""  # the agent's final message asks the user this: answer it rather than judge the work
 
 
 class Usage(Data):
@@ -134,6 +136,23 @@ class AgentRetrying(Event, tag="agent_retrying"):
     attempt: int
     error_status: int | None = None
     delay_ms: int = 0
+
+
+class AgentPaused(Event, tag="agent_paused"):
+    """A rate or usage limit ended the agent's turn: it waits, then continues the same agent session."""
+
+    subtask_id: str
+    reason: str
+    wait_s: float
+    until: float = 0.0  # epoch seconds
+
+
+class Stuck(Event, tag="stuck"):
+    """The agent repeats itself: refocused the first time, failed the second."""
+
+    subtask_id: str
+    pattern: str
+    action: Literal["refocus", "failed"]
 
 
 class ToolDecided(Event, tag="tool_decided"):
@@ -242,6 +261,8 @@ AnyEvent = Union[
     AgentSaid,
     AgentUsedTool,
     AgentRetrying,
+    AgentPaused,
+    Stuck,
     ToolDecided,
     QuestionAsked,
     QuestionAnswered,
@@ -455,6 +476,12 @@ class WatchdogFired(Msg, tag="watchdog_fired"):
     reason: str
 
 
+class PauseOver(Msg, tag="pause_over"):
+    """A worker's pause timer -> the worker: continue the agent session after a rate limit."""
+
+    pause: int  # which pause ended; a stale timer of an earlier pause is ignored
+
+
 AnyMsg = Union[
     RunTask,
     PlanRequest,
@@ -481,6 +508,7 @@ AnyMsg = Union[
     AgentLine,
     AgentExited,
     WatchdogFired,
+    PauseOver,
 ]
 
 # ---------------------------------------------------------------------------------------------

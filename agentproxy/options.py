@@ -33,3 +33,4 @@ class RunOptions:
     ask_human_timeout_s: float = 120.0
     stuck_repeats: int = 4  # the same tool call with the same result this many times in a row is a loop
     rate_limit_max_wait_s: float = 6 * 3600.0  # the longest one pause for a rate or usage limit may last
+    rate_limit_first_wait_s: float = 30.0  # the first pause when the limit does not say when it lifts

@@ -27,13 +27,15 @@ from actors.dispatcher import Dispatcher, RunOutcome
 from actors.planner import Planner
 from actors.supervisor import Supervisor
 from actors.verifier import Verifier
-from agentproxy import config
+from agentproxy import config, redact
 from agentproxy.brain import Brain, OfflineBrain
 from agentproxy.knowledge import KnowledgeBoard
-from agentproxy.messages import Cancel, GetContext, OpenSession, Record, RunTask, SessionStarted
+from agentproxy.messages import Cancel, GetContext, Notice, OpenSession, Record, RunTask, SessionStarted
 from agentproxy.options import RunOptions
+from agentproxy.secret_files import exclusion_warning
 from agentproxy.sessions import Resumption
-from agentproxy.workspace import Workspace, exclusive
+from agentproxy.store import check_store
+from agentproxy.workspace import Workspace, check_repo_state, exclusive
 
 # How often the waiting thread wakes, so that Ctrl-C is seen promptly.
 POLL_S = 0.2
@@ -83,7 +85,13 @@ def _run(
     classes: ActorClasses,
     timeout_s: float | None,
 ) -> RunOutcome:
-    Workspace(options.working_dir).ensure_repo()
+    # Refused before ensure_repo, so that a bad store or repository state leaves the directory as it was.
+    check_store(store_path or config.store_path())
+    check_repo_state(options.working_dir)
+    workspace = Workspace(options.working_dir)
+    workspace.ensure_repo()
+    redactor = redact.for_run(options.working_dir)
+    redact.install(redactor)  # the log file and the CLI's error line use the run's redactor too
     directory = Directory()
     outcome: concurrent.futures.Future[RunOutcome] = concurrent.futures.Future()
     board = KnowledgeBoard()
@@ -94,7 +102,7 @@ def _run(
 
     factories: dict[str, Callable[[str], pykka.ActorRef]] = {
         CONTEXT_KEEPER: lambda name: classes.context_keeper.start(
-            name, directory, store_path or config.store_path(), subscribers, board
+            name, directory, store_path or config.store_path(), subscribers, board, redactor
         ),
         PLANNER: lambda name: classes.planner.start(name, directory, brain, board),
         CLARIFIER: lambda name: classes.clarifier.start(name, directory, brain, board, options),
@@ -132,6 +140,9 @@ def _run(
                 )
             ),
         )
+        if workspace.excluded:
+            notice = Notice(level="warning", text=exclusion_warning(workspace.excluded))
+            directory.tell(CONTEXT_KEEPER, Record(event=notice))
         directory.ask(
             CONTEXT_KEEPER,
             GetContext(

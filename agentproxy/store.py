@@ -141,8 +141,12 @@ class SessionStore:
         self._conn.row_factory = sqlite3.Row
         try:
             self._setup()
-        except StoreError:
+        except StoreError as exc:
             self._conn.close()
+            if _is_damage(exc.__cause__):
+                raise StoreError(
+                    f"session store {self.path} is unreadable: {exc.__cause__}; move it aside (a new one is made)"
+                ) from exc
             raise
 
     def _setup(self) -> None:
@@ -381,6 +385,16 @@ def _project(conn: sqlite3.Connection, event: Event) -> None:
         case SessionFinished(status=status, reason=reason):
             # its cost_usd is the sum AgentFinished events already added
             conn.execute("UPDATE sessions SET status = ?, reason = ? WHERE id = ?", (status, reason, sid))
+
+
+def check_store(path: Path) -> None:
+    """Open the store once (creating it if new), so that a damaged one is reported before a run changes anything."""
+    SessionStore(path).close()
+
+
+def _is_damage(exc: BaseException | None) -> bool:
+    """Not a database, or a malformed one; a locked or busy store is an OperationalError and not damage."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
 
 
 def _session_row(row: sqlite3.Row) -> SessionRow:

@@ -1,6 +1,7 @@
 """How a run looks on the terminal: one short line per event (text), or the events as JSON lines.
 
 Views are ContextKeeper subscribers: called on its thread, one event at a time, in order.
+What agents and checks print is untrusted: no escape sequence of theirs reaches the terminal.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from agentproxy.messages import (
     Reviewed,
     SessionFinished,
     SessionStarted,
-    SubtaskFinished,
     Subtask,
+    SubtaskFinished,
     SubtaskStarted,
     ToolDecided,
     to_json,
@@ -39,6 +40,16 @@ from agentproxy.messages import (
 
 TEXT_LIMIT = 160
 _ERROR = re.compile(r"\w+(Error|Exception)\b|\bassert|\berror\b|panicked")
+# rich's Text.from_ansi keeps a BEL-ended OSC's payload (OSC 52's clipboard data, OSC 0's title) and
+# passes the 8-bit (C1) forms and DCS strings, so one pattern takes every sequence whole, in both forms.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b[]P^_X]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC, DCS, SOS, PM, APC strings
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI
+    r"|\x1b[ -/]*[0-~]?"  # any other escape
+)
+# Every C0 control but tab and newline, DEL, and every C1 control.
+_CONTROLS = dict.fromkeys([*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)])
+_JSON_UNSAFE = re.compile("[\x7f-\x9f]")
 
 
 class JsonView:
@@ -46,7 +57,9 @@ class JsonView:
         self.out = out or sys.stdout
 
     def __call__(self, event: Event) -> None:
-        self.out.write(to_json(event).decode() + "\n")
+        # The encoder escapes C0 controls; DEL and C1 would reach the terminal as they are.
+        line = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", to_json(event).decode())
+        self.out.write(line + "\n")
         self.out.flush()
 
 
@@ -57,7 +70,7 @@ class TextView:
     def __call__(self, event: Event) -> None:
         line = describe(event)
         if line is not None:
-            self.out.write(line + "\n")
+            self.out.write(terminal_safe(line) + "\n")
             self.out.flush()
 
 
@@ -134,6 +147,11 @@ def _plan_details(subtask: Subtask) -> str:
     details = [f"after {', '.join(subtask.depends_on)}"] if subtask.depends_on else []
     details += [f"check: {check}" for check in subtask.checks]
     return f"  ({clip('; '.join(details), 100)})" if details else ""
+
+
+def terminal_safe(text: str) -> str:
+    """text without escape sequences or control characters; newlines and tabs stay."""
+    return _ESCAPE_SEQUENCE.sub("", text).translate(_CONTROLS)
 
 
 def clip(text: str, limit: int = TEXT_LIMIT) -> str:

@@ -10,9 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agentproxy import config, procs
+from agentproxy.child_env import child_environment
 from agentproxy.errors import WorkdirError, WorkspaceError
+from agentproxy.secret_files import looks_like_secret_file
 
 GIT_TIMEOUT_S = 60.0
+# A commit runs the user's hooks, which may run linters and tests.
+COMMIT_TIMEOUT_S = 600.0
+COMMIT_HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg")
 BASELINE_MESSAGE = "agentproxy: baseline"
 MAX_NEW_FILES_SHOWN = 50
 # Used only when the user has no git identity, so that a commit never fails on a fresh machine.
@@ -24,11 +29,35 @@ FALLBACK_IDENTITY = {
 }
 
 
+# The system's own directories: a run would git init and commit there. Their subdirectories stay allowed.
+SYSTEM_DIRECTORIES = frozenset(
+    Path(p)
+    for p in (
+        "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/root", "/run",
+        "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/Applications", "/Library", "/System", "/Users",
+        "/Volumes", "/private", "/private/etc", "/private/tmp", "/private/var",
+    )
+)  # fmt: skip
+# What git leaves in its directory while an operation waits for the user: (marker, operation, how to end it).
+UNFINISHED_OPERATIONS = (
+    ("rebase-merge", "rebase", "git rebase --continue, or git rebase --abort"),
+    ("rebase-apply", "rebase or am", "git rebase --continue / git am --continue, or --abort"),
+    ("MERGE_HEAD", "merge", "commit the merge, or git merge --abort"),
+    ("CHERRY_PICK_HEAD", "cherry-pick", "git cherry-pick --continue, or git cherry-pick --abort"),
+    ("REVERT_HEAD", "revert", "git revert --continue, or git revert --abort"),
+    ("BISECT_LOG", "bisect", "git bisect reset"),
+)
+
+
 def prepare_workdir(path: Path) -> Path:
-    """The absolute directory to work in, created if missing; never the home directory or a root."""
-    resolved = Path(os.path.expanduser(str(path))).resolve()
+    """The absolute directory to work in, created if missing; never home, a root or a system directory."""
+    absolute = Path(os.path.abspath(os.path.expanduser(str(path))))
+    resolved = absolute.resolve()
     if resolved == Path.home().resolve() or resolved.parent == resolved:
         raise WorkdirError(f"refusing to work in {resolved}: pick a project directory (-d DIR)")
+    # Both spellings: /bin is a link to /usr/bin on most systems, and a link to /usr is still /usr.
+    if absolute in SYSTEM_DIRECTORIES or resolved in SYSTEM_DIRECTORIES:
+        raise WorkdirError(f"refusing to work in {absolute}: a system directory; pick a project directory (-d DIR)")
     if resolved.exists() and not resolved.is_dir():
         raise WorkdirError(f"working directory {resolved} is a file, not a directory")
     try:
@@ -40,26 +69,74 @@ def prepare_workdir(path: Path) -> Path:
     return resolved
 
 
+def repo_toplevel(directory: Path) -> Path | None:
+    """The top of the git work tree directory is in; None outside one (or if directory does not exist)."""
+    found = _git_query(directory, "rev-parse", "--show-toplevel")
+    return Path(found).resolve() if found else None
+
+
+def check_repo_state(directory: Path) -> None:
+    """Refuse a repository that git is in the middle of something in, or whose HEAD is detached.
+
+    Read-only; directory may not exist yet (then its nearest existing parent's repository counts).
+    Raises WorkdirError naming the state and how to leave it.
+    """
+    directory = Path(os.path.abspath(os.path.expanduser(str(directory))))
+    existing = next((p for p in (directory, *directory.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        return  # prepare_workdir says what is wrong with it
+    found = _git_query(existing, "rev-parse", "--is-inside-git-dir", "--absolute-git-dir")
+    if found is None:
+        return  # not a repository yet: the run makes it one
+    inside_git_dir, git_dir = found.splitlines()[:2]
+    if inside_git_dir == "true":
+        raise WorkdirError(f"{directory} is inside git's own directory {git_dir}; pick the work tree")
+    top = repo_toplevel(existing) or existing
+    for marker, operation, how in UNFINISHED_OPERATIONS:
+        if (Path(git_dir) / marker).exists():
+            raise WorkdirError(f"the repository {top} is in the middle of a {operation}; finish it first ({how})")
+    if _git_query(existing, "symbolic-ref", "-q", "HEAD") is None:
+        raise WorkdirError(f"HEAD is detached in {top}; pa commits onto a branch: create one (git switch -c NAME)")
+
+
+def _git_query(directory: Path, *args: str) -> str | None:
+    """Git's stripped output, or None if it failed (not a repository, say, or no such directory)."""
+    if not directory.is_dir():
+        return None
+    try:
+        code, output, timed_out = procs.run_bounded(["git", *args], cwd=directory, timeout_s=GIT_TIMEOUT_S)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot run git in {directory}: {exc.strerror or exc}") from exc
+    if timed_out or code != 0:
+        return None
+    return output.decode("utf-8", errors="replace").strip()
+
+
 @contextmanager
 def exclusive(directory: Path) -> Iterator[None]:
-    """One pa at a time per working directory: a second would edit and commit under the first.
+    """One pa at a time per repository (per directory outside one): a second would edit and commit under the first.
 
+    The whole repository, not the directory: a run in repo/sub commits under a run in repo.
     The lock is the kernel's (flock): it goes away with the process, however pa ends.
     """
+    scope = repo_toplevel(Path(directory)) or Path(directory).resolve()
     locks = config.data_dir() / "locks"
     locks.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha256(str(Path(directory).resolve()).encode()).hexdigest()[:16]
+    name = hashlib.sha256(str(scope).encode()).hexdigest()[:16]
     with open(locks / f"{name}.lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise WorkdirError(f"another pa is working in {directory}; wait for it to finish") from None
+            raise WorkdirError(f"another pa is working in {scope}; wait for it to finish") from None
         yield
 
 
 class Workspace:
+    """Git in one directory. ``excluded`` collects the files its commits kept out as secrets, for a Notice."""
+
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        self.excluded: list[str] = []
 
     def ensure_repo(self) -> bool:
         """Make the directory a git repository with a baseline commit, if it is not one; True if it did."""
@@ -67,7 +144,9 @@ class Workspace:
         if inside.strip() == "true":
             return False
         self._git("init", "-q")
+        self.exclude_secret_files()
         self._git("add", "-A")
+        # A brand-new repository has no hooks yet.
         self._git("commit", "-q", "--allow-empty", "--no-verify", "-m", BASELINE_MESSAGE)
         return True
 
@@ -77,16 +156,53 @@ class Workspace:
     def has_changes(self) -> bool:
         return bool(self._git("status", "--porcelain", "--", ".").strip())
 
+    def changed_since(self, rev: str) -> bool:
+        """Whether anything under the directory differs from rev: new commits' files or uncommitted changes."""
+        return self.has_changes() or bool(self._git("diff", "--name-only", rev, "HEAD", "--", ".").strip())
+
     def commit_all(self, message: str) -> str | None:
         """Commit every change under the directory (new files included); the sha, or None if nothing changed.
 
         Limited to the directory: in a subdirectory of a bigger repo, the user's other changes stay theirs.
+        New files that look like secrets are excluded instead. The user's hooks run; WorkspaceError
+        when one refuses the commit, or git cannot commit.
         """
         if not self.has_changes():
             return None
+        self.exclude_secret_files()
+        if not self.has_changes():
+            return None
         self._git("add", "-A", "--", ".")
-        self._git("commit", "-q", "--no-verify", "-m", message, "--", ".")
+        try:
+            self._git("commit", "-q", "-m", message, "--", ".")
+        except WorkspaceError as exc:
+            hooks = self._commit_hooks()
+            if hooks and "fatal:" not in str(exc):
+                raise WorkspaceError(f"the commit was refused by a git hook ({', '.join(hooks)}): {exc}") from exc
+            raise
         return self.head()
+
+    def exclude_secret_files(self) -> list[str]:
+        """List untracked files that look like secrets in .git/info/exclude; returns them (also in ``excluded``).
+
+        Tracked files stay tracked: committing those was the user's choice.
+        """
+        untracked = self._git("ls-files", "--others", "--exclude-standard", "--full-name", "-z", "--", ".")
+        secrets = [path for path in untracked.split("\0") if path and looks_like_secret_file(path)]
+        if not secrets:
+            return []
+        exclude = Path(self._git("rev-parse", "--git-path", "info/exclude").strip())
+        exclude = exclude if exclude.is_absolute() else self.directory / exclude
+        try:
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            existing = exclude.read_text(encoding="utf-8") if exclude.is_file() else ""
+            lead = "" if not existing or existing.endswith("\n") else "\n"
+            lines = "".join(f"{_exclude_pattern(path)}\n" for path in secrets)
+            exclude.write_text(f"{existing}{lead}# agentproxy: looks like a secret\n{lines}", encoding="utf-8")
+        except OSError as exc:
+            raise WorkspaceError(f"cannot keep secret-looking files out of git ({exclude}): {exc.strerror or exc}") from exc
+        self.excluded += secrets
+        return secrets
 
     def diff_since(self, rev: str, max_chars: int) -> str:
         """What changed since rev, working tree and new files included, bounded by max_chars."""
@@ -102,11 +218,11 @@ class Workspace:
         return diff if len(diff) <= max_chars else diff[:max_chars] + "\n… (diff truncated)"
 
     def _git(self, *args: str, check: bool = True) -> str:
-        env = {**os.environ, **self._identity()} if args[0] == "commit" else None
+        # The user's hooks run under git: they get what a check gets, never the supervisor's keys.
+        env = {**child_environment(), **self._identity()} if args[0] == "commit" else child_environment()
+        timeout_s = COMMIT_TIMEOUT_S if args[0] == "commit" else GIT_TIMEOUT_S
         try:
-            code, output, timed_out = procs.run_bounded(
-                ["git", *args], cwd=self.directory, timeout_s=GIT_TIMEOUT_S, env=env
-            )
+            code, output, timed_out = procs.run_bounded(["git", *args], cwd=self.directory, timeout_s=timeout_s, env=env)
         except OSError as exc:
             raise WorkspaceError(f"cannot run git in {self.directory}: {exc.strerror or exc}") from exc
         text = output.decode("utf-8", errors="replace")
@@ -118,3 +234,15 @@ class Workspace:
     def _identity(self) -> dict[str, str]:
         email = self._git("config", "user.email", check=False).strip()
         return {} if email else FALLBACK_IDENTITY
+
+    def _commit_hooks(self) -> list[str]:
+        """The hooks a commit runs here that are installed (core.hooksPath honoured)."""
+        hooks = Path(self._git("rev-parse", "--git-path", "hooks", check=False).strip() or ".git/hooks")
+        hooks = hooks if hooks.is_absolute() else self.directory / hooks
+        return [name for name in COMMIT_HOOKS if os.access(hooks / name, os.X_OK)]
+
+
+def _exclude_pattern(path: str) -> str:
+    """A gitignore line matching exactly this path from the repository's top."""
+    escaped = "".join(f"\\{char}" if char in "*?[\\" else char for char in path)
+    return "/" + (escaped[:-1] + "\\ " if escaped.endswith(" ") else escaped)

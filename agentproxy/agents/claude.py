@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from agentproxy import procs
-from agentproxy.errors import AgentError, AgentNotFoundError
+from agentproxy.child_env import child_environment
+from agentproxy.errors import AgentError, AgentNotFoundError, UsageError
 
 # Session variables a parent Claude Code session leaks into its children; configuration
 # variables (CLAUDE_CODE_MAX_RETRIES, CLAUDE_CODE_USE_BEDROCK, ...) are the user's intent and pass.
@@ -32,7 +33,10 @@ READER_JOIN_S = 5.0
 def resolve_agent_command(claude_bin: str | None) -> list[str]:
     """The argv prefix that starts the agent: --claude-bin / CLAUDE_BIN (may hold arguments), else `claude`."""
     spec = claude_bin or os.environ.get("CLAUDE_BIN") or "claude"
-    argv = shlex.split(spec)
+    try:
+        argv = shlex.split(spec)
+    except ValueError as exc:  # an unclosed quote or a trailing backslash
+        raise UsageError(f"the Claude Code command (--claude-bin / CLAUDE_BIN) cannot be parsed: {exc}") from exc
     if not argv:
         raise AgentNotFoundError("the Claude Code command is empty: set --claude-bin or CLAUDE_BIN")
     found = shutil.which(argv[0])
@@ -45,8 +49,11 @@ def resolve_agent_command(claude_bin: str | None) -> list[str]:
 
 
 def agent_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The user's environment minus a parent Claude Code session's own variables."""
-    env = dict(os.environ if base is None else base)
+    """The user's environment minus a parent Claude Code session's own variables and the supervisor's keys.
+
+    The agent's own credentials (ANTHROPIC_*) pass.
+    """
+    env = child_environment(base)
     for key in list(env):
         if key in _SESSION_VARS or key.startswith(_SESSION_PREFIXES):
             del env[key]

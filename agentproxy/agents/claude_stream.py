@@ -52,8 +52,26 @@ class AssistantLine(_Line, tag="assistant"):
     is_api_error_message: bool = False
 
 
+class UserContentBlock(msgspec.Struct, frozen=True):
+    type: str = ""
+    tool_use_id: str = ""
+    content: Any = None  # a string, or a list of blocks
+    is_error: bool = False
+
+
+class UserMessage(msgspec.Struct, frozen=True):
+    content: Union[str, list[UserContentBlock]] = ""
+
+
 class UserLine(_Line, tag="user"):
+    """What the CLI echoes of the user's side: tool results, and notes such as an interruption."""
+
+    message: UserMessage = UserMessage()
     session_id: str = ""
+
+    def tool_results(self) -> list[UserContentBlock]:
+        content = self.message.content
+        return [] if isinstance(content, str) else [block for block in content if block.type == "tool_result"]
 
 
 class ResultUsage(msgspec.Struct, frozen=True):
@@ -66,12 +84,13 @@ class ResultUsage(msgspec.Struct, frozen=True):
 class ResultLine(_Line, tag="result"):
     subtype: str = ""
     is_error: bool = False
-    result: str = ""
+    result: str | None = ""  # null when the turn was interrupted
     session_id: str = ""
     num_turns: int = 0
     total_cost_usd: float = 0.0
     usage: ResultUsage = ResultUsage()
     api_error_status: int | None = None
+    api_error_type: str = ""
     terminal_reason: str = ""
     duration_ms: int = 0
 
@@ -166,6 +185,11 @@ def allow(request_id: str, updated_input: dict[str, Any]) -> bytes:
 
 def deny(request_id: str, message: str) -> bytes:
     return _control_response(request_id, {"behavior": "deny", "message": message, "interrupt": False})
+
+
+def interrupt(request_id: str) -> bytes:
+    """Ask the CLI to stop the turn now; it ends the turn with an error_during_execution result."""
+    return _encoder.encode({"type": "control_request", "request_id": request_id, "request": {"subtype": "interrupt"}}) + b"\n"
 
 
 def control_error(request_id: str, message: str) -> bytes:

@@ -67,6 +67,7 @@ PLAN_SCHEMA = {
                     "criteria": _STRINGS,
                     "depends_on": _STRINGS,
                     "files": _STRINGS,
+                    "expects_changes": {"type": "boolean"},
                 },
                 "required": ["id", "title", "instructions"],
             },
@@ -77,7 +78,12 @@ PLAN_SCHEMA = {
 ANSWERS_SCHEMA = {"type": "object", "properties": {"answers": _STRINGS}, "required": ["answers"]}
 VERDICT_SCHEMA = {
     "type": "object",
-    "properties": {"passed": {"type": "boolean"}, "findings": _STRINGS, "follow_up": {"type": "string"}},
+    "properties": {
+        "passed": {"type": "boolean"},
+        "findings": _STRINGS,
+        "follow_up": {"type": "string"},
+        "question": {"type": "string"},
+    },
     "required": ["passed", "findings"],
 }
 TOOL_SCHEMA = {
@@ -148,12 +154,14 @@ class GeminiBrain:
         prompt = prompts.review_prompt(review, self.prompt_chars)
 
         def valid(verdict: Verdict) -> Verdict:
+            if verdict.question.strip():
+                return msgspec.structs.replace(verdict, passed=False)  # unanswered, the work cannot be done
             if not verdict.passed and not verdict.follow_up.strip():
                 raise ValueError("a failed verdict needs a follow_up instruction")
             return verdict
 
         verdict = self._ask("review", prompts.REVIEW_SYSTEM, prompt, review.knowledge, VERDICT_SCHEMA, Verdict, valid)
-        if verdict.passed and any(not check.passed for check in review.checks):
+        if verdict.passed and not verdict.question and any(not check.passed for check in review.checks):
             # Failing checks are facts: the model may add findings, not overrule them.
             checks_verdict = self.offline.review(review)
             return Verdict(passed=False, findings=[*checks_verdict.findings, *verdict.findings], follow_up=checks_verdict.follow_up)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -10,12 +11,25 @@ from agentproxy.brain.base import EventSink, ReviewInput, Situation, ToolJudgeme
 from agentproxy.checks import failure_report
 from agentproxy.knowledge import Knowledge
 from agentproxy.messages import AgentQuestion, Plan, Subtask, Verdict
+from agentproxy.policy import COMMAND_KEYS, MAX_INPUT_STRINGS, input_strings, looks_like_path
 
 DEFAULT_ANSWER = "Proceed with your best judgement, following the project's conventions."
 FOLLOW_UP_CHARS = 6000
 
 _NUMBERED_ITEM = re.compile(r"^\s*(\d+)[.)]\s+(\S.*)$")
 _RECOMMENDED = re.compile(r"\brecommended\b", re.IGNORECASE)
+_NO_CHANGE_VERB = re.compile(
+    r"^(?:please\s+)?(?:explain|review|list|describe|summari[sz]e|analy[sz]e|audit|investigate|inspect|"
+    r"find out|tell me|show me|show|what|why|how|where|which|who|is|are|does|do|can|could|count|compare|"
+    r"check whether|look at|read|report)\b",
+    re.IGNORECASE,
+)
+# A task that also asks for a change ("review X and fix what you find") expects one.
+_CHANGE_VERB = re.compile(
+    r"\b(?:fix|add|create|write|implement|change|update|remove|delete|rename|refactor|move|replace|edit|"
+    r"modify|make|build|generate|install|upgrade|bump|migrate|convert|commit|save|document)\b",
+    re.IGNORECASE,
+)
 
 
 class OfflineBrain:
@@ -28,13 +42,14 @@ class OfflineBrain:
         """One subtask per item of an explicit numbered list (each after the previous); else one."""
         items = _numbered_items(task)
         if len(items) < 2:
-            return Plan(subtasks=[Subtask(id="1", title=_title(task), instructions=task)])
+            return Plan(subtasks=[Subtask(id="1", title=_title(task), instructions=task, expects_changes=expects_changes(task))])
         subtasks = [
             Subtask(
                 id=str(i),
                 title=_title(item),
                 instructions=item,
                 depends_on=[str(i - 1)] if i > 1 else [],
+                expects_changes=expects_changes(item),
             )
             for i, item in enumerate(items, start=1)
         ]
@@ -60,7 +75,35 @@ class OfflineBrain:
         return Verdict(passed=False, findings=findings, follow_up=follow_up)
 
     def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement:
+        """Deny a tool that carries a command or a path leaving the project; allow the rest."""
+        if concern := _tool_concern(tool_input):
+            return ToolJudgement(allow=False, reason=f"{tool_name} {concern}; denied by the offline brain")
         return ToolJudgement(allow=True, reason=f"{tool_name}: no rule applies; allowed by the offline brain")
+
+
+def expects_changes(instructions: str) -> bool:
+    """False when the wording asks for words, not changes: "explain ...", "review ...", "list ...", a question."""
+    text = instructions.strip()
+    asks_for_words = bool(_NO_CHANGE_VERB.match(text))
+    if asks_for_words and text.endswith("?"):
+        return False
+    return bool(_CHANGE_VERB.search(text)) or not asks_for_words
+
+
+def _tool_concern(tool_input: Any) -> str | None:
+    """What makes an unknown tool risky: a shell command, or a path that is absolute, ~ or climbs out."""
+    try:
+        strings = list(itertools.islice(input_strings(tool_input), MAX_INPUT_STRINGS + 1))
+    except ValueError:
+        return "has input nested too deeply to check"
+    if len(strings) > MAX_INPUT_STRINGS:
+        return "has more input than can be checked"
+    for key, value in strings:
+        if key in COMMAND_KEYS and value.strip():
+            return f"carries a command ({key})"
+        if looks_like_path(key, value) and (value.startswith(("/", "~")) or ".." in value.replace("\\", "/").split("/")):
+            return f"carries a path that may leave the project ({key or 'a value'})"
+    return None
 
 
 def _pick(question: AgentQuestion) -> str:

@@ -60,7 +60,9 @@ an agent can each finish and verify on its own. A small task is exactly ONE subt
 Give each subtask: id ("1", "2", ...), a short title, complete instructions for the agent (it sees
 only these and the repository), acceptance checks as shell commands where the project has a way to
 test (else none), acceptance criteria in words, the ids it depends on, and the files it expects to
-touch. Follow the project's context (standards, mission, mockups) when there is any."""
+touch, and expects_changes: false only for a subtask that by its nature changes no file (explain,
+review, list, answer a question), true otherwise. Follow the project's context (standards, mission,
+mockups) when there is any."""
 
 ANSWER_SYSTEM = """You are the supervisor answering a coding agent's question on behalf of the
 developer, who is not available. Answer decisively from the task, the plan, the project context and
@@ -70,7 +72,10 @@ none fits. Never ask a question back."""
 REVIEW_SYSTEM = """You are the supervisor reviewing a coding agent's work against the task. Judge
 the diff and the check results against the subtask's acceptance checks and criteria. Failing
 checks mean the work is not done. When it is not done, write the follow-up instruction for the
-same agent: what is wrong and what to do, concretely."""
+same agent: what is wrong and what to do, concretely. If the agent's final report asks the user
+something it needs before it can finish (a decision, a confirmation, information), set `question` to
+that question, with its options, and leave follow_up empty; an offer of more work after the work is
+done ("Would you like me to also...") is not a question: leave `question` empty then."""
 
 JUDGE_SYSTEM = """You are the supervisor deciding whether a coding agent may use a tool that no
 rule covers. Allow what the task plausibly needs inside the project; deny anything destructive,

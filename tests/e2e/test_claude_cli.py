@@ -139,7 +139,7 @@ def test_hung_agent_is_killed_by_the_watchdog(project: Path, tmp_path: Path) -> 
 
 
 def test_api_error_ends_the_subtask_with_a_clear_reason(project: Path, tmp_path: Path) -> None:
-    with FakeAnthropic(Error(500, message="overloaded backend"), default=Error(500, message="overloaded backend")) as api:
+    with FakeAnthropic(Error(500, message="backend exploded"), default=Error(500, message="backend exploded")) as api:
         outcome, events = run("Say something", options_for(api, project, tmp_path, max_attempts=0))
     assert outcome.status == "failed"
     finished = [e for e in events if isinstance(e, SubtaskFinished)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentproxy import config
-from agentproxy.errors import UsageError, WorkdirError
+from agentproxy.errors import UsageError, WorkdirError, WorkspaceError
 from agentproxy.workspace import BASELINE_MESSAGE, Workspace, prepare_workdir
 
 
@@ -159,6 +159,26 @@ def test_configure_logging_writes_to_a_file_in_the_data_dir(ap_home: Path, monke
         line = log_path.read_text(encoding="utf-8")
         assert "DEBUG agentproxy.test" in line
         assert "hello from the test" in line
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+
+
+def test_the_log_file_never_holds_a_secret(ap_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentproxy import redact
+
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-logged-by-mistake")
+    monkeypatch.setattr(redact, "_installed", None)  # as before any run: built from the environment
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        log_path = config.configure_logging()
+        logging.getLogger("agentproxy.test").warning("calling with %s", "tok-logged-by-mistake")
+        for handler in root.handlers:
+            handler.flush()
+        assert "calling with [redacted]" in log_path.read_text(encoding="utf-8")
     finally:
         for handler in root.handlers:
             handler.close()
@@ -419,3 +439,137 @@ def test_in_a_subdirectory_of_a_bigger_repo_only_the_subdirectory_is_committed(t
     diff = workspace.diff_since(f"{sha}~1", max_chars=100_000)
     assert "packages/app/app.py" in diff
     assert "root.txt" not in diff
+
+
+# --- secrets and hooks -------------------------------------------------------------------------
+
+SECRET_FILES = {".env": "GEMINI_API_KEY=AIza-secret\n", "id_rsa": "-----BEGIN KEY-----\n", "certs/server.pem": "pem\n",
+                ".env.production": "X=1\n", "gcp-service-account.json": "{}\n"}
+SHARED_FILES = {".env.example": "GEMINI_API_KEY=\n", "id_rsa.pub": "ssh-rsa AAAA\n", "app.py": "x = 1\n"}
+
+
+def write_files(project: Path, files: dict[str, str]) -> None:
+    for name, content in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(content)
+
+
+def committed_files(project: Path) -> list[str]:
+    return sorted(git(project, "ls-tree", "-r", "--name-only", "HEAD").split())
+
+
+def test_the_baseline_commit_never_adds_secret_looking_files(tmp_path: Path, git_env: Path) -> None:
+    project = tmp_path / "project"
+    write_files(project, {**SECRET_FILES, **SHARED_FILES})
+    workspace = Workspace(project)
+
+    workspace.ensure_repo()
+
+    assert committed_files(project) == sorted(SHARED_FILES)
+    assert sorted(workspace.excluded) == sorted(SECRET_FILES)
+    exclude = (project / ".git" / "info" / "exclude").read_text()
+    assert all(f"/{name}\n" in exclude for name in SECRET_FILES)
+    assert not workspace.has_changes()  # excluded, so not even shown as new
+
+
+def test_a_later_commit_never_adds_new_secret_looking_files(tmp_path: Path, git_env: Path) -> None:
+    project, workspace, _ = repo_with(tmp_path, {"app.py": "x = 1\n"})
+    write_files(project, {**SECRET_FILES, "app.py": "x = 2\n"})
+
+    sha = workspace.commit_all("agent work")
+
+    assert sha is not None and committed_files(project) == ["app.py"]
+    assert sorted(workspace.excluded) == sorted(SECRET_FILES)
+    assert (project / ".env").read_text() == SECRET_FILES[".env"]  # kept, just not committed
+
+
+def test_only_secret_looking_new_files_make_no_commit(tmp_path: Path, git_env: Path) -> None:
+    project, workspace, baseline = repo_with(tmp_path, {"app.py": "x = 1\n"})
+    (project / ".env").write_text("TOKEN=abcdefghij\n")
+
+    assert workspace.commit_all("nothing to commit") is None
+    assert workspace.head() == baseline and workspace.excluded == [".env"]
+
+
+def test_an_already_tracked_env_file_stays_tracked(tmp_path: Path, git_env: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".env").write_text("DEBUG=1\n")
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q", "-m", "the user's choice")
+    workspace = Workspace(project)
+    (project / ".env").write_text("DEBUG=0\n")
+
+    sha = workspace.commit_all("agent work")
+
+    assert sha is not None and ".env" in git(project, "show", "--name-only", "--format=", sha).split()
+    assert workspace.excluded == []
+
+
+def test_a_name_with_glob_characters_is_excluded_exactly(tmp_path: Path, git_env: Path) -> None:
+    project, workspace, _ = repo_with(tmp_path, {})
+    write_files(project, {"odd[1]*.key": "k\n", "odd1x.key.txt": "not a key\n"})
+
+    workspace.commit_all("files")
+
+    assert committed_files(project) == ["odd1x.key.txt"]
+    assert (project / ".git" / "info" / "exclude").read_text().endswith("/odd\\[1]\\*.key\n")
+
+
+def install_hook(project: Path, script: str) -> None:
+    hook = project / ".git" / "hooks" / "pre-commit"
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text("#!/bin/sh\n" + script)
+    hook.chmod(0o755)
+
+
+def test_a_failing_pre_commit_hook_refuses_the_commit_with_a_one_line_reason(tmp_path: Path, git_env: Path) -> None:
+    project, workspace, baseline = repo_with(tmp_path, {"app.py": "x = 1\n"})
+    install_hook(project, "echo 'lint: app.py has a trailing comma' >&2\nexit 1\n")
+    (project / "app.py").write_text("x = 2,\n")
+
+    with pytest.raises(WorkspaceError) as raised:
+        workspace.commit_all("agent work")
+
+    reason = str(raised.value)
+    assert "\n" not in reason and "pre-commit" in reason and "lint: app.py has a trailing comma" in reason
+    assert workspace.head() == baseline and workspace.has_changes()
+
+
+def test_a_passing_pre_commit_hook_runs_and_lets_the_commit_happen(tmp_path: Path, git_env: Path) -> None:
+    project, workspace, baseline = repo_with(tmp_path, {"app.py": "x = 1\n"})
+    install_hook(project, f"printenv > '{tmp_path}/hook-env.txt'\n")
+    (project / "app.py").write_text("x = 2\n")
+
+    sha = workspace.commit_all("agent work")
+
+    assert sha is not None and sha != baseline
+    assert (tmp_path / "hook-env.txt").is_file()  # the hook ran: --no-verify is gone
+
+
+def test_hooks_never_see_the_supervisors_key(tmp_path: Path, git_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-supervisor-only")
+    project, workspace, _ = repo_with(tmp_path, {"app.py": "x = 1\n"})
+    install_hook(project, f"printenv > '{tmp_path}/hook-env.txt'\n")
+    (project / "app.py").write_text("x = 2\n")
+
+    workspace.commit_all("agent work")
+
+    assert "AIza-supervisor-only" not in (tmp_path / "hook-env.txt").read_text()
+
+
+def test_a_commit_in_the_middle_of_a_merge_fails_with_gits_reason(tmp_path: Path, git_env: Path) -> None:
+    project, workspace, _ = repo_with(tmp_path, {"app.py": "base\n"})
+    identity = ("-c", "user.name=u", "-c", "user.email=u@x")
+    git(project, "checkout", "-q", "-b", "other")
+    (project / "app.py").write_text("other\n")
+    git(project, *identity, "commit", "-q", "-am", "other")
+    git(project, "checkout", "-q", "-")
+    (project / "app.py").write_text("mine\n")
+    git(project, *identity, "commit", "-q", "-am", "mine")
+    subprocess.run(["git", *identity, "merge", "-q", "other"], cwd=project, capture_output=True, check=False)
+    (project / "app.py").write_text("resolved\n")
+
+    with pytest.raises(WorkspaceError, match="git commit failed"):
+        workspace.commit_all("agent work")

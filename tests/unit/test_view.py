@@ -53,3 +53,57 @@ def test_views_write_a_line_per_event() -> None:
     JsonView(json_lines)(event)
     assert text.getvalue().startswith("■ failed: boom\n")
     assert json_lines.getvalue() == to_json(event).decode() + "\n"
+
+
+HOSTILE = (
+    "\x1b]52;c;cm0gLXJmIH4=\x07"  # OSC 52: write the clipboard
+    "\x1b]0;pwned title\x1b\\"  # OSC 0: the window title, ST-terminated
+    "\x1b[2J\x1b[H\x1b[31m"  # CSI: clear the screen, home, red
+    "\x07\x08\r\x00\x7f"  # BEL, backspace, carriage return, NUL, DEL
+    "\x9b2J\x9d0;c1 title\x9c\x90dcs\x9c\x85"  # the 8-bit (C1) forms
+    "\x1bc"  # reset the terminal
+)
+
+
+def hostile_events() -> list:
+    from agentproxy.messages import AgentSaid, Notice, SubtaskFinished
+
+    return [
+        AgentSaid(subtask_id="1", text=f"ok ✓ é 中{HOSTILE}done"),
+        AgentUsedTool(subtask_id="1", tool="Bash", detail=f"echo ✓ é 中{HOSTILE}done"),
+        ChecksRan(subtask_id="1", results=[CheckResult(command="pytest", exit_code=1, output_tail=f"{HOSTILE}✓ é 中 Error")]),
+        SubtaskFinished(subtask_id="1", status="failed", reason=f"✓ é 中{HOSTILE}done"),
+        Notice(level="warning", text=f"✓ é 中{HOSTILE}done"),
+    ]
+
+
+def test_the_text_view_lets_no_escape_sequence_or_control_through() -> None:
+    out = io.StringIO()
+    view = TextView(out)
+    for event in hostile_events():
+        view(event)
+    printed = out.getvalue()
+    assert not [c for c in printed if (ord(c) < 0x20 and c not in "\n") or 0x7F <= ord(c) < 0xA0]
+    assert "cm0gLXJmIH4=" not in printed and "pwned title" not in printed and "c1 title" not in printed
+    assert printed.count("✓ é 中") == len(hostile_events())
+
+
+def test_the_json_view_escapes_every_control_and_stays_json() -> None:
+    import json
+
+    out = io.StringIO()
+    view = JsonView(out)
+    events = hostile_events()
+    for event in events:
+        view(event)
+    printed = out.getvalue()
+    assert not [c for c in printed if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0]
+    decoded = [json.loads(line) for line in printed.splitlines()]
+    assert decoded[0]["text"] == events[0].text  # escaped, not lost
+
+
+def test_terminal_safe_keeps_text_tabs_and_newlines() -> None:
+    from agentproxy.view import terminal_safe
+
+    assert terminal_safe("a\tb\nc ✓ é 中 \x1b[1mbold\x1b[0m") == "a\tb\nc ✓ é 中 bold"
+    assert terminal_safe("cut off \x1b]52;c;AAAA") == "cut off "
