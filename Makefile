@@ -21,6 +21,7 @@ test-fast: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed $(CLAUDE)
 	CLAUDE_BIN="$(abspath $(CLAUDE))" $(BIN)/python tests/bench/run.py
+	$(BIN)/python tests/bench/questions.py $(wildcard ../shared/data/agent-final-answers.jsonl) tests/data/final_answers.jsonl $(if $(wildcard ../shared/data/agent-final-answers.jsonl),,; echo "../shared/data/agent-final-answers.jsonl not found: skipped")
 
 install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -21,7 +20,6 @@ except ImportError:  # pragma: no cover
     from click.exceptions import UsageError as ClickUsageError  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-DEFAULT_RATE_LIMIT_WAIT_S = 6 * 3600.0
 
 
 class OneLineUsageError(typer.BadParameter):
@@ -37,8 +35,6 @@ class PaCommand(TyperCommand):
     def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
         try:
             return super().make_context(info_name, args, parent, **extra)
-        except OneLineUsageError:
-            raise
         except ClickUsageError as exc:
             message = " ".join(exc.format_message().split()).rstrip(".")
             raise OneLineUsageError(f"{message[:1].lower()}{message[1:]} (see pa --help)") from exc
@@ -108,7 +104,7 @@ def pa(
     agent_silence_timeout: Annotated[float, typer.Option("--agent-silence-timeout", metavar="SECONDS", parser=seconds_value(1), help="Kill an agent silent this long.")] = 600.0,
     agent_timeout: Annotated[float, typer.Option("--agent-timeout", metavar="SECONDS", parser=seconds_value(1), help="Kill an agent whose turn runs longer than this.")] = 3600.0,
     check_timeout: Annotated[float, typer.Option("--check-timeout", metavar="SECONDS", parser=seconds_value(1), help="How long each check may run.")] = 600.0,
-    max_rate_limit_wait: Annotated[float, typer.Option("--max-rate-limit-wait", metavar="SECONDS", parser=seconds_value(0), help="The longest an agent pauses for a rate or usage limit before its subtask fails.")] = DEFAULT_RATE_LIMIT_WAIT_S,
+    max_rate_limit_wait: Annotated[float, typer.Option("--max-rate-limit-wait", metavar="SECONDS", parser=seconds_value(0), help="The longest an agent pauses for a rate or usage limit before its subtask fails.")] = 6 * 3600.0,
     output: Annotated[Output, typer.Option("--output", help="text, or json: one event per line.")] = Output.text,
     demo: Annotated[bool, typer.Option("--demo", help="Run the offline demo with a scripted agent.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
@@ -184,4 +180,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -112,9 +112,8 @@ class CommandRules:
                 elsewhere.append(value)
             index += 1 if attached or option not in _GIT_VALUE_OPTIONS else 2
         subcommand, rest = (args[index], args[index + 1 :]) if index < len(args) else ("", [])
-        if subcommand in _GIT_REWRITING and elsewhere:
-            if reason := self.writes(command, cwd, elsewhere, f"git {subcommand} in"):
-                return reason
+        if subcommand in _GIT_REWRITING and (reason := self.writes(command, cwd, elsewhere, f"git {subcommand} in")):
+            return reason
         if subcommand == "clean":
             options = _short_options(rest, with_argument={"-e"})
             if any("x" in o or "X" in o for o in options):
@@ -171,6 +170,8 @@ def written_operands(program: str, args: tuple[str, ...]) -> list[str]:
     targets = _option_values(args, ("-t", "--target-directory"))
     if program == "mv":
         return named + targets  # the sources disappear: moving one in deletes it outside
+    if program == "ln" and any(a.startswith("--symbolic") or _short_flag(a, "s") for a in args):
+        return named  # a link out of the worktree would let later writes through it escape
     if program in ("cp", "ln", "install"):
         if targets or "-d" in args and program == "install":
             return targets or named
@@ -205,6 +206,10 @@ def _option_values(args: Iterable[str], names: tuple[str, ...]) -> list[str]:
         elif len(word) > 2 and word[:2] in names and not word.startswith("--"):
             values.append(word[2:])  # -o/tmp/x
     return values
+
+
+def _short_flag(word: str, letter: str) -> bool:
+    return word.startswith("-") and not word.startswith("--") and letter in word[1:]
 
 
 def _in_place(args: Iterable[str]) -> bool:

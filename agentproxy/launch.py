@@ -56,7 +56,7 @@ def _task_text(data: bytes, source: str) -> str:
     except UnicodeDecodeError as exc:
         raise UsageError(f"{source} is not valid UTF-8 (byte {exc.start})") from None
     if "\0" in text:  # git, the store and the agent's argv all stop at a NUL
-        raise UsageError(f"{source} contains a NUL byte: give text")
+        raise UsageError(f"{source} contains a NUL byte")
     if not text.strip():
         raise UsageError(f"{source} is empty")
     return text.strip()

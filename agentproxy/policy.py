@@ -117,7 +117,7 @@ class ApprovalPolicy:
         try:
             name = str(tool_name)
             decision = self._decide(name, tool_input if isinstance(tool_input, Mapping) else {})
-        except Exception as exc:  # the policy must answer every request; an unreadable one is refused
+        except Exception as exc:  # noqa: BLE001 - the policy must answer every request; an unreadable one is refused
             decision = Decision("deny", f"the approval policy could not judge this request ({type(exc).__name__})")
         return Decision(decision.verdict, _printable(decision.reason) or f"{decision.verdict} (no reason given)")
 

@@ -9,13 +9,14 @@ process substitutions; it unwraps ``bash -c``/``eval`` strings and prefixes such
 
 from __future__ import annotations
 
+import codecs
 import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import bashlex
+import bashlex  # type: ignore[import-untyped]
 
 MAX_COMMAND_CHARS = 50_000  # longer command lines are not parsed (bashlex is slow and recursive)
 MAX_DEPTH = 6  # nested bash -c / eval / substitutions followed
@@ -46,6 +47,8 @@ _TAKES_POSITIONAL = frozenset({"timeout"})  # timeout DURATION COMMAND
 _FIND_ACTIONS = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
 _QUOTED_HEREDOC = re.compile(r"<<(-?)\s*(['\"])([A-Za-z0-9_.-]+)\2")
 _ESCAPED_HEREDOC = re.compile(r"<<(-?)\s*\\([A-Za-z0-9_.-]+)")
+_ANSI_C = re.compile(r"\$'((?:[^'\\]|\\.)*)'")
+_LOCALE_QUOTE = re.compile(r'(?<!\\)\$"')
 _TIME_PREFIX = re.compile(r"(^|[;&|(!]\s*|\n\s*)time\s+(-p\s+)?")
 _KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "{", "}", "!", "[[", "]]",
                        "case", "esac", "in", "function", "select", "coproc"})
@@ -99,7 +102,8 @@ class _Scope:
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, text: str) -> None:
+        self.text = text  # what bashlex parsed: node positions point into it
         self.out: list[SimpleCommand] = []
         self.self_calling: list[str] = []
         self.too_deep = False
@@ -131,6 +135,13 @@ class _Walker:
         for executed in _find_exec_commands(command):
             emitted += self.emit(executed, depth + 1)
         return emitted
+
+    def word(self, node: Any) -> str:
+        """A word with its quotes removed: bashlex's own removal fails on 'a'"'"'b' and $'...'."""
+        start, end = getattr(node, "pos", (0, 0))
+        raw = self.text[start:end] if 0 <= start < end <= len(self.text) else ""
+        unquoted = unquote(raw) if raw else None
+        return unquoted if unquoted is not None else str(getattr(node, "word", ""))
 
     def walk(self, node: Any, scope: _Scope, depth: int, fed_by: tuple[str, ...] = ()) -> list[SimpleCommand]:
         kind = getattr(node, "kind", "")
@@ -167,9 +178,9 @@ class _Walker:
         for part in node.parts:
             part_kind = getattr(part, "kind", "")
             if part_kind == "word":
-                words.append(part.word)
+                words.append(self.word(part))
             elif part_kind == "assignment":
-                assignments.append(part.word)
+                assignments.append(self.word(part))
             elif part_kind == "redirect":
                 redirect, inner = self.redirect(part, scope, depth)
                 redirects += redirect
@@ -197,7 +208,7 @@ class _Walker:
         if isinstance(target, int):
             return [Redirect(node.type, f"&{target}")], inner
         inner += self.substitutions(target, scope, depth)
-        word = str(getattr(target, "word", ""))
+        word = self.word(target)
         if node.type in (">&", "<&") and (word.isdigit() or word == "-"):
             word = "&" + word
         return [Redirect(node.type, word)], inner
@@ -229,14 +240,18 @@ class _Walker:
         # An unquoted here-document runs its $(...) and `...`; read it as a double-quoted word.
         if "$(" not in body and "`" not in body:
             return []
-        quoted = '"' + body.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        text = "echo " + '"' + body.replace("\\", "\\\\").replace('"', '\\"') + '"'
         try:
-            trees = bashlex.parse("echo " + quoted)
-        except Exception:
+            trees = bashlex.parse(text)
+        except Exception:  # noqa: BLE001 - unreadable: the body stays text
             return []
+        reader = _Walker(text)
         emitted: list[SimpleCommand] = []
         for tree in trees:
-            emitted += self.substitutions(tree, scope, depth)
+            emitted += reader.substitutions(tree, scope, depth)
+        self.out += reader.out
+        self.self_calling += reader.self_calling
+        self.too_deep |= reader.too_deep
         return emitted
 
     def for_loop(self, node: Any, scope: _Scope, depth: int, fed_by: tuple[str, ...]) -> list[SimpleCommand]:
@@ -250,7 +265,7 @@ class _Walker:
                 for part in parts[in_index + 1 :]:
                     if getattr(part, "kind", "") != "word":
                         break
-                    values.append(part.word)
+                    values.append(self.word(part))
                     emitted += self.substitutions(part, scope, depth)
             scope.variables[names[0].word] = tuple(values) if values else ("$@",)
         for part in parts:
@@ -278,7 +293,7 @@ def parse_bash(command: str) -> ParsedCommand | None:
     """The simple commands of a Bash command line, or None when neither bashlex nor shlex can read it."""
     try:
         return _parse(command)
-    except Exception:  # bashlex raises many types, shlex ValueError, deep input RecursionError
+    except Exception:  # noqa: BLE001 - bashlex raises many types, shlex ValueError, deep input RecursionError
         return None
 
 
@@ -294,32 +309,53 @@ def _parse(command: str) -> ParsedCommand | None:
 
 def _commands_of(script: str, depth: int) -> tuple[list[SimpleCommand], Parser, list[str], bool]:
     """Through bashlex when it can read the script, else through shlex (raises shlex's ValueError)."""
-    walker = _Walker()
-    trees = _bashlex_trees(script) if _nesting(script) <= MAX_NESTING else None
-    if trees is not None:
+    parsed = _bashlex_trees(script) if _nesting(script) <= MAX_NESTING else None
+    if parsed is not None:
+        trees, text = parsed
+        walker = _Walker(text)
         try:
             for tree in trees:
                 walker.walk(tree, _Scope(), depth)
             return walker.out, "bashlex", walker.self_calling, walker.too_deep
         except _TooBig:
             raise
-        except Exception:  # a tree shape this walker does not know: read it the rough way
-            walker = _Walker()
+        except Exception:  # noqa: BLE001 - a tree shape this walker does not know: read it the rough way
+            walker.out.clear()
+    walker = _Walker(script)
     for simple in _shlex_commands(script):
         walker.emit(simple, depth)
     return walker.out, "shlex", [], walker.too_deep
 
 
-def _bashlex_trees(command: str) -> list[Any] | None:
+def _bashlex_trees(command: str) -> tuple[list[Any], str] | None:
+    """bashlex's trees and the text they index (here-document delimiters unquoted, `time` dropped)."""
     if not command.strip():
-        return []
+        return [], command
     text = _QUOTED_HEREDOC.sub(r"<<\1\3", command)  # bashlex wants the delimiter unquoted
     text = _ESCAPED_HEREDOC.sub(r"<<\1\2", text)
     text = _TIME_PREFIX.sub(r"\1", text)  # bashlex has no `time` keyword
     try:
-        return list(bashlex.parse(text))
-    except Exception:
+        return list(bashlex.parse(text)), text
+    except Exception:  # noqa: BLE001 - bashlex raises ParsingError, NotImplementedError, AttributeError...
         return None
+
+
+def unquote(raw: str) -> str | None:
+    """The one word Bash makes of ``raw`` after quote removal, or None when it is not one plain word."""
+    text = _ANSI_C.sub(lambda match: shlex.quote(_ansi_c(match.group(1))), raw)
+    text = _LOCALE_QUOTE.sub('"', text)
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return None
+    return words[0] if len(words) == 1 else None
+
+
+def _ansi_c(body: str) -> str:
+    try:
+        return codecs.decode(body.encode("latin-1", "backslashreplace"), "unicode_escape")
+    except ValueError:  # an escape Python does not know: keep the text
+        return body
 
 
 def unwrap(words: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -463,7 +499,8 @@ def _shlex_commands(script: str) -> list[SimpleCommand]:
 
 def _shlex_segments(script: str) -> list[tuple[list[str], bool]]:
     """Words split at control operators, each with whether the previous segment pipes into it."""
-    lexer = shlex.shlex(script.replace("\n", " ; "), posix=True, punctuation_chars=";&|()<>")
+    text = _LOCALE_QUOTE.sub('"', _ANSI_C.sub(lambda match: shlex.quote(_ansi_c(match.group(1))), script))
+    lexer = shlex.shlex(text.replace("\n", " ; "), posix=True, punctuation_chars=";&|()<>")
     lexer.whitespace_split = True
     lexer.commenters = ""
     segments: list[tuple[list[str], bool]] = [([], False)]

@@ -94,7 +94,7 @@ class WorktreePaths:
         if text.startswith("~"):
             try:
                 return os.path.expanduser(text)
-            except Exception:  # an odd user name: Bash leaves the word as it is
+            except (ValueError, KeyError, OSError):  # an odd user name: Bash leaves the word as it is
                 return text
         return text
 

@@ -11,7 +11,12 @@ from agentproxy.brain.base import EventSink, ReviewInput, Situation, ToolJudgeme
 from agentproxy.checks import failure_report
 from agentproxy.knowledge import Knowledge
 from agentproxy.messages import AgentQuestion, Plan, Subtask, Verdict
-from agentproxy.policy import COMMAND_KEYS, MAX_INPUT_STRINGS, input_strings, looks_like_path
+from agentproxy.policy import (
+    COMMAND_KEYS,
+    MAX_INPUT_STRINGS,
+    input_strings,
+    looks_like_path,
+)
 
 DEFAULT_ANSWER = "Proceed with your best judgement, following the project's conventions."
 FOLLOW_UP_CHARS = 6000

@@ -158,7 +158,7 @@ def test_resuming_a_plan_runs_only_the_unfinished_subtasks(scripted_options) -> 
     options = scripted_options(WRITE_AND_FINISH, checks=("test -f hello.py",))
     first, _ = run("1. Create hello.py\n2. Create hello.py again", options)
     assert first.status == "done"
-    plan = Plan(subtasks=[Subtask(id="1", title="one", instructions="a"), Subtask(id="2", title="two", instructions="b", depends_on=["1"])])
+    plan = Plan(subtasks=[Subtask(id="1", title="one", instructions="a"), Subtask(id="2", title="two", instructions="b", depends_on=["1"], expects_changes=False)])  # rewrites the same file
     resume = Resumption(session_id=first.session_id, working_dir=str(options.working_dir), task="two steps", plan=plan, done_subtasks=("1",))
     outcome, events = run("two steps", options, resume=resume)
     assert outcome.status == "done" and outcome.session_id == first.session_id

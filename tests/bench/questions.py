@@ -2,7 +2,8 @@
 
 Each PATH is a JSONL file of {"text", "label": "question"|"report", optional "made_changes",
 "source", "note"}. Prints, per file, N, precision, recall and F1 of `looks_like_question` (a
-question is the positive class) and each misclassified item. Always exits 0: the targets are
+question is the positive class) and each misclassified item; for a file that gives made_changes,
+the same again with made_changes unknown. Always exits 0: the targets are
 asserted by tests/unit/test_questions.py on the project's own corpus.
 """
 
@@ -22,12 +23,13 @@ def load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def scores(items: list[dict[str, Any]]) -> tuple[float, float, float, list[dict[str, Any]]]:
+def scores(items: list[dict[str, Any]], use_made_changes: bool = True) -> tuple[float, float, float, list[dict[str, Any]]]:
     """(precision, recall, F1, misclassified items) of the detector on labelled items."""
     true_pos = false_pos = false_neg = 0
     wrong = []
     for item in items:
-        predicted = looks_like_question(item["text"], made_changes=item.get("made_changes"))
+        made_changes = item.get("made_changes") if use_made_changes else None
+        predicted = looks_like_question(item["text"], made_changes=made_changes)
         actual = item["label"] == "question"
         true_pos += predicted and actual
         false_pos += predicted and not actual
@@ -56,6 +58,11 @@ def main(paths: list[str]) -> int:
         print(f"{name}: N={len(items)} precision={precision:.2f} recall={recall:.2f} F1={f1:.2f}")
         for item in wrong:
             print(describe(item))
+        if any(item.get("made_changes") is not None for item in items):
+            precision, recall, f1, wrong = scores(items, use_made_changes=False)
+            print(f"  with made_changes unknown: precision={precision:.2f} recall={recall:.2f} F1={f1:.2f}")
+            for item in wrong:
+                print("  " + describe(item))
     return 0
 
 

@@ -49,6 +49,10 @@ ALL_FLAGS = (
     "--output",
     "--demo",
     "--deny",
+    "--allow-tool",
+    "--max-rate-limit-wait",
+    "-f",
+    "--task-file",
     "--version",
 )
 

@@ -142,3 +142,26 @@ def test_pa_with_gemini_down_finishes_on_the_offline_brain_and_never_shows_the_k
     assert any(path.name == "agentproxy.log" for path in written)
     for path in written:
         assert GEMINI_KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_question_the_review_finds_is_answered_in_the_same_session_without_an_extra_call(tmp_path: Path) -> None:
+    asked = "Should the users table use UUID or integer keys?"
+    review_asks = Json({"passed": False, "findings": ["the agent waits for a decision"], "question": asked})
+
+    def agent(request: CapturedRequest):
+        if request.tool_results:
+            return Text("Wrote schema.sql with the users table.")
+        return write_file("schema.sql", f"-- {request.last_user_text[-300:]!r}\n")
+
+    with FakeAnthropic(default=agent) as anthropic, FakeGemini(
+        one_subtask("Write schema.sql"), review_asks, Json({"answers": ["UUID"]}), PASSED
+    ) as gemini:
+        outcome, events, project = run("Write the schema", anthropic, gemini, tmp_path)
+    assert outcome.status == "done", outcome.reason
+    assert [e.purpose for e in events if isinstance(e, BrainCalled)] == ["plan", "review", "answer", "review"]
+    answered = [e for e in events if isinstance(e, QuestionAnswered)]
+    assert answered and answered[0].answers == {asked: "UUID"}
+    assert "UUID" in (project / "schema.sql").read_text()  # the answer reached the agent's next turn
+    follow_ups = [e for e in events if isinstance(e, FollowUpSent)]
+    assert len(follow_ups) == 1 and follow_ups[0].attempt == 1  # answering is not a verification attempt
+    assert '"question"' in json.dumps(gemini.requests[1].schema)  # the review call itself decides

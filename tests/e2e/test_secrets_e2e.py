@@ -57,7 +57,7 @@ def test_the_agent_and_the_checks_never_see_the_supervisors_key_and_secrets_are_
     text_out, json_out = io.StringIO(), io.StringIO()
     events: list[Event] = []
     with FakeAnthropic(
-        ToolUse("Bash", {"command": "printenv > env.txt && echo 'k' > deploy.pem"}), Text("Saved the environment.")
+        ToolUse("Bash", {"command": "printenv > env.txt && echo 'k' > deploy.pem"}), Text(f"Saved it; MY_SERVICE_TOKEN is {SERVICE_TOKEN}.")
     ) as api:
         options = fake_api_options(api.url, project, tmp_path / "claude-home", checks=(check,))
         assert options.agent_env is not None and options.agent_env["GEMINI_API_KEY"] == GEMINI_KEY  # the copy has it

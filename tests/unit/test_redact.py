@@ -25,10 +25,9 @@ GEMINI = "AIzaSyD-gemini-secret-value-123"
 
 
 @pytest.fixture(autouse=True)
-def fresh_install() -> object:
-    """Each test installs its own redactor; none leaks into the next test."""
-    yield
-    redact._installed = None
+def no_installed_redactor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As before any run; what a test installs is undone after it."""
+    monkeypatch.setattr(redact, "_installed", None)
 
 
 def test_secret_looking_variables_are_redacted_and_others_are_not() -> None:
@@ -132,3 +131,21 @@ def test_checks_run_without_the_supervisors_key(tmp_path: Path, monkeypatch: pyt
     assert result.passed and "PROJECT_SETTING=kept" in result.output_tail
     assert "GEMINI_API_KEY" not in result.output_tail and GEMINI not in result.output_tail
 
+
+def test_the_clis_error_line_is_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from agentproxy.cli import app
+
+    not_a_directory = tmp_path / "deploy-token-0123456789"
+    not_a_directory.write_text("")
+    monkeypatch.setenv("DEPLOY_TOKEN", not_a_directory.name)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", root.handlers[:])  # the CLI installs its log file handler
+    monkeypatch.setattr(root, "level", root.level)
+    result = CliRunner().invoke(app, ["--claude-bin", "true", "-d", str(not_a_directory), "a task"])
+    for handler in root.handlers:
+        handler.close()
+    assert result.exit_code == 2
+    assert "pa: error: working directory" in result.stderr and REDACTED in result.stderr
+    assert not_a_directory.name not in result.stderr
