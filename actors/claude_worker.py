@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import pykka
 
-from actors.base import CLARIFIER, DISPATCHER, Directory, SupervisedActor
+from agentproxy.actors.base import CLARIFIER, DISPATCHER, Directory, SupervisedActor
 from agentproxy.agents import claude_stream as wire
 from agentproxy.agents.claude import ClaudeProcess, agent_environment, headless_argv
 from agentproxy.errors import AgentError

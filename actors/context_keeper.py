@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from actors.base import Directory, SupervisedActor
+from agentproxy.actors.base import Directory, SupervisedActor
 from agentproxy.context import load_project_context
 from agentproxy.history import summarise_session
 from agentproxy.knowledge import KnowledgeBoard

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.base import CLARIFIER, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
+from agentproxy.actors.base import CLARIFIER, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
 from agentproxy.errors import WorkspaceError
 from agentproxy.loops import VOLATILE
 from agentproxy.messages import (

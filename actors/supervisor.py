@@ -17,7 +17,7 @@ from typing import Any
 
 import pykka
 
-from actors.base import CONTEXT_KEEPER, DISPATCHER, SUPERVISOR, WORKER_PREFIX, Directory
+from agentproxy.actors.base import CONTEXT_KEEPER, DISPATCHER, SUPERVISOR, WORKER_PREFIX, Directory
 from agentproxy.messages import ActorFailed, ActorRestarted, Escalated, Record, Restarted, StartWorker, StopWorker
 
 # Starts one actor under a name and returns its ref.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from actors.base import DISPATCHER, Directory, SupervisedActor
+from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
 from agentproxy.brain import Brain, OfflineBrain, ReviewInput
 from agentproxy.checks import detect_checks, run_checks
 from agentproxy.errors import WorkspaceError

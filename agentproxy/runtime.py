@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pykka
 
-from actors.base import (
+from agentproxy.actors.base import (
     CLARIFIER,
     CONTEXT_KEEPER,
     DISPATCHER,
@@ -20,13 +20,13 @@ from actors.base import (
     VERIFIER,
     Directory,
 )
-from actors.clarifier import Clarifier
-from actors.claude_worker import ClaudeWorker
-from actors.context_keeper import ContextKeeper, Subscriber
-from actors.dispatcher import Dispatcher, RunOutcome
-from actors.planner import Planner
-from actors.supervisor import Supervisor
-from actors.verifier import Verifier
+from agentproxy.actors.clarifier import Clarifier
+from agentproxy.actors.claude_worker import ClaudeWorker
+from agentproxy.actors.context_keeper import ContextKeeper, Subscriber
+from agentproxy.actors.dispatcher import Dispatcher, RunOutcome
+from agentproxy.actors.planner import Planner
+from agentproxy.actors.supervisor import Supervisor
+from agentproxy.actors.verifier import Verifier
 from agentproxy import config, redact
 from agentproxy.brain import Brain, OfflineBrain
 from agentproxy.knowledge import KnowledgeBoard

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from actors.claude_worker import ClaudeWorker
-from actors.verifier import Verifier
+from agentproxy.actors.claude_worker import ClaudeWorker
+from agentproxy.actors.verifier import Verifier
 from agentproxy.messages import ActorRestarted, AgentLine, Event, Review, SessionFinished, SubtaskFinished
 from agentproxy.runtime import ActorClasses, run_task
 from agentproxy.store import SessionStore
