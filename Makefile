@@ -7,13 +7,25 @@ TOOLS := .tools
 CLAUDE := $(TOOLS)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench install dev claude clean
+TYPECHECK_TREE := build/typecheck
+
+.PHONY: demo test test-fast lint bench install dev claude clean
 
 demo: $(VENV)/.installed
 	$(BIN)/pa --demo
 
-test: $(VENV)/.dev-installed $(CLAUDE)
+test: lint $(CLAUDE)
 	CLAUDE_BIN="$(abspath $(CLAUDE))" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint, format and types. mypy reads the installed layout (actors/ as agentproxy.actors) from a
+# tree of symlinks, since it cannot follow setuptools' package-dir mapping.
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)
+	cp -rs $(abspath agentproxy) $(TYPECHECK_TREE)/agentproxy
+	ln -s $(abspath actors) $(TYPECHECK_TREE)/agentproxy/actors
+	cd $(TYPECHECK_TREE) && $(abspath $(BIN))/mypy --config-file $(abspath pyproject.toml) -p agentproxy
 
 # Everything but the tests that need the npm CLI.
 test-fast: $(VENV)/.dev-installed
@@ -45,4 +57,4 @@ $(CLAUDE):
 	$(CLAUDE) --version
 
 clean:
-	rm -rf $(VENV) $(TOOLS) build *.egg-info
+	rm -rf $(VENV) $(TOOLS) build *.egg-info .ruff_cache .mypy_cache

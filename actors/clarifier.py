@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentproxy.actors.base import Directory, SupervisedActor
+
 from agentproxy.brain import Brain, Situation
 from agentproxy.human import ask_on_terminal
 from agentproxy.knowledge import KnowledgeBoard

@@ -19,11 +19,12 @@ from typing import Any
 
 import msgspec
 import pykka
-
 from agentproxy.actors.base import CLARIFIER, DISPATCHER, Directory, SupervisedActor
+
 from agentproxy.agents import claude_stream as wire
 from agentproxy.agents.claude import ClaudeProcess, agent_environment, headless_argv
 from agentproxy.errors import AgentError
+from agentproxy.loops import StuckDetector
 from agentproxy.messages import (
     AgentExited,
     AgentFinished,
@@ -53,7 +54,6 @@ from agentproxy.messages import (
     Usage,
     WatchdogFired,
 )
-from agentproxy.loops import StuckDetector
 from agentproxy.options import RunOptions
 from agentproxy.policy import EDIT_TOOLS, ApprovalPolicy, is_question_tool
 from agentproxy.questions import looks_like_question, question_from_text
@@ -66,7 +66,9 @@ REFOCUS = (
     "Stop. You are repeating yourself: {loop}. Doing it again will not give a different result. "
     "Step back, say in one sentence why it is not working, then take a different approach to the task."
 )
-CONTINUE_AFTER_PAUSE = "The API limit that stopped your last turn has passed ({reason}). Continue the task where you left off."
+CONTINUE_AFTER_PAUSE = (
+    "The API limit that stopped your last turn has passed ({reason}). Continue the task where you left off."
+)
 
 
 class ClaudeWorker(SupervisedActor):
@@ -282,7 +284,9 @@ class ClaudeWorker(SupervisedActor):
             self.tool_inputs[line.request_id] = request.input
             self.directory.tell(CLARIFIER, judge)
             return
-        self.answer_tool(line.request_id, request.tool_name, request.input, decision.verdict == "allow", decision.reason)
+        self.answer_tool(
+            line.request_id, request.tool_name, request.input, decision.verdict == "allow", decision.reason
+        )
 
     def answer_tool(self, request_id: str, tool: str, tool_input: dict[str, Any], allow: bool, reason: str) -> None:
         self.record(ToolDecided(subtask_id=self.subtask_id, tool=tool, allowed=allow, reason=reason))
@@ -364,7 +368,9 @@ class ClaudeWorker(SupervisedActor):
                 f" ({self.options.rate_limit_max_wait_s:g}s, --max-rate-limit-wait)"
             )
             return
-        self.record(AgentPaused(subtask_id=self.subtask_id, reason=limit.reason, wait_s=round(wait, 1), until=now + wait))
+        self.record(
+            AgentPaused(subtask_id=self.subtask_id, reason=limit.reason, wait_s=round(wait, 1), until=now + wait)
+        )
         self.limit_reason = limit.reason
         timer = threading.Timer(wait, _tell_quietly, args=(self.actor_ref, PauseOver(pause=self.pauses_in_a_row)))
         timer.daemon = True
@@ -402,9 +408,7 @@ class ClaudeWorker(SupervisedActor):
     def report(self, done: SubtaskDone) -> None:
         """Close the turn and tell the Dispatcher how it went, with what it cost."""
         self.turn_open = False
-        done = msgspec.structs.replace(
-            done, agent_session_id=self.agent_session_id, cost_usd=self.unreported_cost_usd
-        )
+        done = msgspec.structs.replace(done, agent_session_id=self.agent_session_id, cost_usd=self.unreported_cost_usd)
         self.unreported_cost_usd = 0.0
         self.directory.tell(DISPATCHER, done)
 

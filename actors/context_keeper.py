@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-
 from agentproxy.actors.base import Directory, SupervisedActor
+
 from agentproxy.context import load_project_context
 from agentproxy.history import summarise_session
 from agentproxy.knowledge import KnowledgeBoard
@@ -116,7 +116,9 @@ class ContextKeeper(SupervisedActor):
             case SessionFinished():
                 event = msgspec.structs.replace(event, brain_cost_usd=round(self.brain_cost_usd, 6))
         if not event.session_id or not event.at:
-            event = msgspec.structs.replace(event, session_id=event.session_id or self.session_id, at=event.at or time.time())
+            event = msgspec.structs.replace(
+                event, session_id=event.session_id or self.session_id, at=event.at or time.time()
+            )
         self.store.record(event)
         if isinstance(event, SessionFinished):
             self.store.set_summary(event.session_id, summarise_session(self.store.events(event.session_id)))

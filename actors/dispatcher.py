@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from agentproxy.actors.base import CLARIFIER, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
+
 from agentproxy.errors import WorkspaceError
 from agentproxy.loops import VOLATILE
 from agentproxy.messages import (
     AgentSessionOpened,
     Answer,
     Ask,
-    CheckResult,
     Cancel,
+    CheckResult,
     Committed,
     Escalated,
     FollowUp,
@@ -276,7 +277,9 @@ class Dispatcher(SupervisedActor):
             state.attempt += 1
         state.status = "running"
         self.record(FollowUpSent(subtask_id=state.subtask.id, attempt=state.attempt, instruction=instruction))
-        self.directory.tell(state.worker, FollowUp(subtask_id=state.subtask.id, instruction=instruction, attempt=state.attempt))
+        self.directory.tell(
+            state.worker, FollowUp(subtask_id=state.subtask.id, instruction=instruction, attempt=state.attempt)
+        )
         # Should the worker crash now, its fresh instance resumes the agent session with this turn.
         self.outstanding[state.worker] = self.resume_request(state, instruction)
 
@@ -290,7 +293,13 @@ class Dispatcher(SupervisedActor):
         request_id = f"{REVIEW_QUESTION_PREFIX}{state.subtask.id}:{state.questions_answered}"
         self.send(
             CLARIFIER,
-            Ask(worker=self.name, subtask_id=state.subtask.id, request_id=request_id, questions=[asked], task=self.run.task),
+            Ask(
+                worker=self.name,
+                subtask_id=state.subtask.id,
+                request_id=request_id,
+                questions=[asked],
+                task=self.run.task,
+            ),
         )
 
     def on_answer(self, answer: Answer) -> None:
@@ -363,11 +372,15 @@ class Dispatcher(SupervisedActor):
         except WorkspaceError as exc:
             commit, status, reason = None, "failed", f"the work is done but could not be committed: {exc}"
         if status != "done" and Workspace(Path(self.run.working_dir)).has_changes():
-            self.record(Notice(level="warning", text=f"changes left uncommitted in {self.run.working_dir} for inspection"))
+            self.record(
+                Notice(level="warning", text=f"changes left uncommitted in {self.run.working_dir} for inspection")
+            )
         duration = time.monotonic() - self.started_at
         self.record(SessionFinished(status=status, reason=reason, cost_usd=self.cost_usd, duration_s=duration))
         self.on_finished(
-            RunOutcome(session_id=self.run.session_id, status=status, reason=reason, cost_usd=self.cost_usd, commit=commit)
+            RunOutcome(
+                session_id=self.run.session_id, status=status, reason=reason, cost_usd=self.cost_usd, commit=commit
+            )
         )
 
     def commit_if_done(self, status: SessionStatus) -> str | None:
@@ -393,13 +406,19 @@ def failure_signature(checks: list[CheckResult]) -> str:
 
 
 def subtask_prompt(run: RunTask, subtask: Subtask, total: int) -> str:
-    parts = [subtask.instructions if total == 1 else f"Overall task: {run.task}\n\nYour part ({subtask.id} of {total}): {subtask.title}\n\n{subtask.instructions}"]
+    parts = [
+        subtask.instructions
+        if total == 1
+        else f"Overall task: {run.task}\n\nYour part ({subtask.id} of {total}): {subtask.title}\n\n{subtask.instructions}"
+    ]
     if subtask.criteria:
         parts.append("Acceptance criteria:\n" + "\n".join(f"- {c}" for c in subtask.criteria))
     if subtask.checks:
         parts.append("These commands must pass:\n" + "\n".join(f"- `{c}`" for c in subtask.checks))
     if run.screenshots:
-        parts.append("Screenshots for reference (open them with the Read tool):\n" + "\n".join(f"- {p}" for p in run.screenshots))
+        parts.append(
+            "Screenshots for reference (open them with the Read tool):\n" + "\n".join(f"- {p}" for p in run.screenshots)
+        )
     return "\n\n".join(parts)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
+
 from agentproxy.brain import Brain
 from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import PlanMade, PlanReady, PlanRequest

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pykka
-
 from agentproxy.actors.base import CONTEXT_KEEPER, DISPATCHER, SUPERVISOR, WORKER_PREFIX, Directory
+
 from agentproxy.messages import ActorFailed, ActorRestarted, Escalated, Record, Restarted, StartWorker, StopWorker
 
 # Starts one actor under a name and returns its ref.
@@ -100,7 +100,12 @@ class Supervisor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         """Stop children in reverse start order (workers first), each bounded."""
         names = [n for n in self.directory.names() if n != SUPERVISOR]
-        names.sort(key=lambda n: (not n.startswith(WORKER_PREFIX), -list(self.factories).index(n) if n in self.factories else 0))
+        names.sort(
+            key=lambda n: (
+                not n.startswith(WORKER_PREFIX),
+                -list(self.factories).index(n) if n in self.factories else 0,
+            )
+        )
         for name in names:
             ref = self.directory.unbind(name)
             if ref is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
+
 from agentproxy.brain import Brain, OfflineBrain, ReviewInput
 from agentproxy.checks import detect_checks, run_checks
 from agentproxy.errors import WorkspaceError

@@ -40,9 +40,7 @@ def detect_checks(project: Path) -> list[str]:
     return commands
 
 
-def run_checks(
-    commands: Sequence[str], cwd: Path, timeout_s: float, tail_chars: int = TAIL_CHARS
-) -> list[CheckResult]:
+def run_checks(commands: Sequence[str], cwd: Path, timeout_s: float, tail_chars: int = TAIL_CHARS) -> list[CheckResult]:
     """Run each command through the shell in its own process group; never raises for a failing check."""
     results = []
     env = child_environment()

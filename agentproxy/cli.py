@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import IO, Annotated, Any, Optional
+from typing import IO, Annotated, Any
 
 import typer
 from typer.core import TyperCommand
@@ -80,31 +80,186 @@ class Output(str, Enum):
 
 @app.command(cls=PaCommand, context_settings={"help_option_names": ["-h", "--help"]})
 def pa(
-    task: Annotated[Optional[str], typer.Argument(metavar="TASK", help="What the agents should do; - reads it from stdin.", show_default=False)] = None,
-    task_file: Annotated[Optional[Path], typer.Option("-f", "--task-file", metavar="FILE", parser=path_value, help="Read the task from FILE (UTF-8), for tasks too long for the command line.")] = None,
-    working_dir: Annotated[Optional[Path], typer.Option("-d", "--working-dir", metavar="DIR", parser=path_value, help="Project directory (default: the saved workdir, else the current directory).")] = None,
-    session: Annotated[Optional[str], typer.Option("-s", "--session", metavar="ID", parser=text_value, help="Continue this session (id or unique prefix); without TASK, resume its unfinished task.")] = None,
+    task: Annotated[
+        str | None,
+        typer.Argument(metavar="TASK", help="What the agents should do; - reads it from stdin.", show_default=False),
+    ] = None,
+    task_file: Annotated[
+        Path | None,
+        typer.Option(
+            "-f",
+            "--task-file",
+            metavar="FILE",
+            parser=path_value,
+            help="Read the task from FILE (UTF-8), for tasks too long for the command line.",
+        ),
+    ] = None,
+    working_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "-d",
+            "--working-dir",
+            metavar="DIR",
+            parser=path_value,
+            help="Project directory (default: the saved workdir, else the current directory).",
+        ),
+    ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "-s",
+            "--session",
+            metavar="ID",
+            parser=text_value,
+            help="Continue this session (id or unique prefix); without TASK, resume its unfinished task.",
+        ),
+    ] = None,
     list_sessions: Annotated[bool, typer.Option("--list-sessions", help="List recorded sessions and exit.")] = False,
-    set_workdir: Annotated[Optional[Path], typer.Option("--set-workdir", metavar="DIR", parser=path_value, help="Save DIR as the default working directory (and run TASK there, if given).")] = None,
-    show_workdir: Annotated[bool, typer.Option("--show-workdir", help="Print the saved working directory and exit.")] = False,
-    context_dir: Annotated[Optional[Path], typer.Option("--context-dir", metavar="DIR", parser=path_value, help="Documents and images the brain reads, for this run (default: the saved contextdir).")] = None,
-    set_contextdir: Annotated[Optional[Path], typer.Option("--set-contextdir", metavar="DIR", parser=path_value, help="Save DIR as the default context directory (and run TASK, if given).")] = None,
-    show_contextdir: Annotated[bool, typer.Option("--show-contextdir", help="Print the saved context directory and exit.")] = False,
-    screenshots: Annotated[Optional[list[Path]], typer.Option("--add-screenshot", metavar="PATH", parser=path_value, help="An image for the agent and the brain to look at (repeatable).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", metavar="MODEL", envvar="AGENTPROXY_GEMINI_MODEL", parser=text_value, help="Gemini model of the supervisor's brain (used when GEMINI_API_KEY is set).")] = None,
-    no_qa: Annotated[bool, typer.Option("--no-qa", help="Skip the brain's review of the work; the checks alone decide.")] = False,
-    ask_human: Annotated[bool, typer.Option("--ask-human", help="Put the agents' questions to you on the terminal; the brain's answer is the default.")] = False,
-    ask_human_timeout: Annotated[float, typer.Option("--ask-human-timeout", metavar="SECONDS", parser=seconds_value(1), help="How long --ask-human waits before taking the brain's answer.")] = 120.0,
-    claude_bin: Annotated[Optional[str], typer.Option("--claude-bin", metavar="CMD", envvar="CLAUDE_BIN", parser=text_value, help="The Claude Code command.")] = None,
-    agent_model: Annotated[Optional[str], typer.Option("--agent-model", metavar="MODEL", parser=text_value, help="Model for the coding agent (passed to claude --model).")] = None,
-    checks: Annotated[Optional[list[str]], typer.Option("--check", metavar="CMD", parser=text_value, help="A check command that must pass (repeatable; default: detect pytest, npm test, cargo test, go test, make test).")] = None,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", metavar="N", min=0, help="Follow-ups allowed after a failed verification.")] = 3,
-    deny: Annotated[Optional[list[str]], typer.Option("--deny", metavar="REGEX", parser=text_value, help="Extra regex of tool uses to refuse (repeatable).")] = None,
-    allow_tools: Annotated[Optional[list[str]], typer.Option("--allow-tool", metavar="PATTERN", parser=text_value, help="Allow a tool by name, an fnmatch pattern such as 'mcp__github__*' (repeatable).")] = None,
-    agent_silence_timeout: Annotated[float, typer.Option("--agent-silence-timeout", metavar="SECONDS", parser=seconds_value(1), help="Kill an agent silent this long.")] = 600.0,
-    agent_timeout: Annotated[float, typer.Option("--agent-timeout", metavar="SECONDS", parser=seconds_value(1), help="Kill an agent whose turn runs longer than this.")] = 3600.0,
-    check_timeout: Annotated[float, typer.Option("--check-timeout", metavar="SECONDS", parser=seconds_value(1), help="How long each check may run.")] = 600.0,
-    max_rate_limit_wait: Annotated[float, typer.Option("--max-rate-limit-wait", metavar="SECONDS", parser=seconds_value(0), help="The longest an agent pauses for a rate or usage limit before its subtask fails.")] = 6 * 3600.0,
+    set_workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--set-workdir",
+            metavar="DIR",
+            parser=path_value,
+            help="Save DIR as the default working directory (and run TASK there, if given).",
+        ),
+    ] = None,
+    show_workdir: Annotated[
+        bool, typer.Option("--show-workdir", help="Print the saved working directory and exit.")
+    ] = False,
+    context_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--context-dir",
+            metavar="DIR",
+            parser=path_value,
+            help="Documents and images the brain reads, for this run (default: the saved contextdir).",
+        ),
+    ] = None,
+    set_contextdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--set-contextdir",
+            metavar="DIR",
+            parser=path_value,
+            help="Save DIR as the default context directory (and run TASK, if given).",
+        ),
+    ] = None,
+    show_contextdir: Annotated[
+        bool, typer.Option("--show-contextdir", help="Print the saved context directory and exit.")
+    ] = False,
+    screenshots: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--add-screenshot",
+            metavar="PATH",
+            parser=path_value,
+            help="An image for the agent and the brain to look at (repeatable).",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            metavar="MODEL",
+            envvar="AGENTPROXY_GEMINI_MODEL",
+            parser=text_value,
+            help="Gemini model of the supervisor's brain (used when GEMINI_API_KEY is set).",
+        ),
+    ] = None,
+    no_qa: Annotated[
+        bool, typer.Option("--no-qa", help="Skip the brain's review of the work; the checks alone decide.")
+    ] = False,
+    ask_human: Annotated[
+        bool,
+        typer.Option(
+            "--ask-human", help="Put the agents' questions to you on the terminal; the brain's answer is the default."
+        ),
+    ] = False,
+    ask_human_timeout: Annotated[
+        float,
+        typer.Option(
+            "--ask-human-timeout",
+            metavar="SECONDS",
+            parser=seconds_value(1),
+            help="How long --ask-human waits before taking the brain's answer.",
+        ),
+    ] = 120.0,
+    claude_bin: Annotated[
+        str | None,
+        typer.Option(
+            "--claude-bin", metavar="CMD", envvar="CLAUDE_BIN", parser=text_value, help="The Claude Code command."
+        ),
+    ] = None,
+    agent_model: Annotated[
+        str | None,
+        typer.Option(
+            "--agent-model",
+            metavar="MODEL",
+            parser=text_value,
+            help="Model for the coding agent (passed to claude --model).",
+        ),
+    ] = None,
+    checks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--check",
+            metavar="CMD",
+            parser=text_value,
+            help="A check command that must pass (repeatable; default: detect pytest, npm test, cargo test, go test, make test).",
+        ),
+    ] = None,
+    max_attempts: Annotated[
+        int, typer.Option("--max-attempts", metavar="N", min=0, help="Follow-ups allowed after a failed verification.")
+    ] = 3,
+    deny: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--deny", metavar="REGEX", parser=text_value, help="Extra regex of tool uses to refuse (repeatable)."
+        ),
+    ] = None,
+    allow_tools: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-tool",
+            metavar="PATTERN",
+            parser=text_value,
+            help="Allow a tool by name, an fnmatch pattern such as 'mcp__github__*' (repeatable).",
+        ),
+    ] = None,
+    agent_silence_timeout: Annotated[
+        float,
+        typer.Option(
+            "--agent-silence-timeout",
+            metavar="SECONDS",
+            parser=seconds_value(1),
+            help="Kill an agent silent this long.",
+        ),
+    ] = 600.0,
+    agent_timeout: Annotated[
+        float,
+        typer.Option(
+            "--agent-timeout",
+            metavar="SECONDS",
+            parser=seconds_value(1),
+            help="Kill an agent whose turn runs longer than this.",
+        ),
+    ] = 3600.0,
+    check_timeout: Annotated[
+        float,
+        typer.Option(
+            "--check-timeout", metavar="SECONDS", parser=seconds_value(1), help="How long each check may run."
+        ),
+    ] = 600.0,
+    max_rate_limit_wait: Annotated[
+        float,
+        typer.Option(
+            "--max-rate-limit-wait",
+            metavar="SECONDS",
+            parser=seconds_value(0),
+            help="The longest an agent pauses for a rate or usage limit before its subtask fails.",
+        ),
+    ] = 6 * 3600.0,
     output: Annotated[Output, typer.Option("--output", help="text, or json: one event per line.")] = Output.text,
     demo: Annotated[bool, typer.Option("--demo", help="Run the offline demo with a scripted agent.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
@@ -162,7 +317,7 @@ def _dispatch(**args) -> int:
         if args["task"] is None:
             return EXIT_OK
     if args["task"] is None and args["session"] is None:
-        raise UsageError("no task given: pa \"what to do\", or pa -f TASK.md (see pa --help)")
+        raise UsageError('no task given: pa "what to do", or pa -f TASK.md (see pa --help)')
     if args["context_dir"] is not None:
         args["context_dir"] = _existing_dir(args["context_dir"], "--context-dir")
     return launch.run_from_cli(args)

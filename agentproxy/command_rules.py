@@ -26,7 +26,9 @@ _OPTIONS_WITH_ARGUMENT: dict[str, frozenset[str]] = {
     "mv": frozenset({"-t", "-S", "--target-directory", "--suffix"}),
     "cp": frozenset({"-t", "-S", "--target-directory", "--suffix"}),
     "ln": frozenset({"-t", "-S", "--target-directory", "--suffix"}),
-    "install": frozenset({"-t", "-S", "-m", "-o", "-g", "--target-directory", "--suffix", "--mode", "--owner", "--group"}),
+    "install": frozenset(
+        {"-t", "-S", "-m", "-o", "-g", "--target-directory", "--suffix", "--mode", "--owner", "--group"}
+    ),
     "truncate": frozenset({"-s", "-r", "--size", "--reference"}),
     "touch": frozenset({"-r", "-d", "-t", "--reference", "--date"}),
     "mkdir": frozenset({"-m", "--mode"}),
@@ -105,7 +107,11 @@ class CommandRules:
         index, elsewhere = 0, []
         while index < len(args) and args[index].startswith("-"):
             option, _, attached = args[index].partition("=")
-            value = attached if attached else (args[index + 1] if option in _GIT_VALUE_OPTIONS and index + 1 < len(args) else "")
+            value = (
+                attached
+                if attached
+                else (args[index + 1] if option in _GIT_VALUE_OPTIONS and index + 1 < len(args) else "")
+            )
             if _dangerous_git_config(value):
                 return f"git {option} {value} makes git run a program of the agent's choosing"
             if option in ("-C", "--work-tree", "--git-dir"):
@@ -121,7 +127,9 @@ class CommandRules:
         if subcommand == "push":
             return _force_push(rest)
         if subcommand == "config" and any(_dangerous_git_config(a) for a in rest):
-            return "git config core.hooksPath (or fsmonitor, sshCommand) makes git run a program of the agent's choosing"
+            return (
+                "git config core.hooksPath (or fsmonitor, sshCommand) makes git run a program of the agent's choosing"
+            )
         return None
 
     def writes(
@@ -173,7 +181,7 @@ def written_operands(program: str, args: tuple[str, ...]) -> list[str]:
     if program == "ln" and any(a.startswith("--symbolic") or _short_flag(a, "s") for a in args):
         return named  # a link out of the worktree would let later writes through it escape
     if program in ("cp", "ln", "install"):
-        if targets or "-d" in args and program == "install":
+        if targets or ("-d" in args and program == "install"):
             return targets or named
         return named[-1:] if len(named) > 1 else []
     if program in ("truncate", "touch", "mkdir", "tee"):
@@ -185,12 +193,26 @@ def written_operands(program: str, args: tuple[str, ...]) -> list[str]:
     if program == "dd":
         return [a[3:] for a in args if a.startswith("of=")]
     if program in ("sed", "perl") and _in_place(args):
-        scripted = any(a in ("-e", "-f", "--expression", "--file") or a.startswith(("--expression=", "--file=")) for a in args)
+        scripted = any(
+            a in ("-e", "-f", "--expression", "--file") or a.startswith(("--expression=", "--file=")) for a in args
+        )
         return named if scripted or program == "perl" else named[1:]
     if program == "curl":
-        return [v for v in _option_values(args, ("-o", "--output", "-D", "--dump-header", "-c", "--cookie-jar", "--output-dir")) if v != "-"]
+        return [
+            v
+            for v in _option_values(
+                args, ("-o", "--output", "-D", "--dump-header", "-c", "--cookie-jar", "--output-dir")
+            )
+            if v != "-"
+        ]
     if program == "wget":
-        return [v for v in _option_values(args, ("-O", "--output-document", "-P", "--directory-prefix", "-o", "--output-file")) if v != "-"]
+        return [
+            v
+            for v in _option_values(
+                args, ("-O", "--output-document", "-P", "--directory-prefix", "-o", "--output-file")
+            )
+            if v != "-"
+        ]
     return []
 
 

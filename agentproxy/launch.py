@@ -113,7 +113,9 @@ def make_brain(model: str | None) -> Brain:
     try:
         from agentproxy.brain.gemini import GeminiBrain
     except ImportError as exc:
-        raise UsageError("GEMINI_API_KEY is set but google-genai is not installed: pip install 'agentproxy[gemini]'") from exc
+        raise UsageError(
+            "GEMINI_API_KEY is set but google-genai is not installed: pip install 'agentproxy[gemini]'"
+        ) from exc
     from agentproxy.brain.resilient import ResilientBrain
 
     return ResilientBrain(GeminiBrain(api_key, model))

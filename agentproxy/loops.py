@@ -66,8 +66,10 @@ class StuckDetector:
         if len(last) == self.repeats and all(s.is_error for s in last) and len({s.result for s in last}) == 1:
             return f"the same error ({_short(last[0].result)}) {self.repeats} times in a row"
         recent = steps[-ALTERNATION_STEPS:]
-        if len(recent) == ALTERNATION_STEPS and recent[0] != recent[1] and all(
-            step == recent[i % 2] for i, step in enumerate(recent)
+        if (
+            len(recent) == ALTERNATION_STEPS
+            and recent[0] != recent[1]
+            and all(step == recent[i % 2] for i, step in enumerate(recent))
         ):
             return f"alternating between ({recent[0].describe()}) and ({recent[1].describe()}) with the same results"
         return None

@@ -41,10 +41,29 @@ READ_TOOLS = frozenset({"Read", "Glob", "Grep", "LS", "TodoWrite", "WebFetch", "
 QUESTION_TOOLS = frozenset({"AskUserQuestion"})
 # Keys of an unknown tool's input whose values are read as Bash commands, or as paths.
 COMMAND_KEYS = frozenset({"command", "cmd", "script", "shell", "bash", "sh", "commandline", "command_line"})
-PATH_KEYS = frozenset({
-    "path", "file", "file_path", "filepath", "filename", "notebook_path", "directory", "dir", "cwd", "target",
-    "destination", "dest", "output", "output_path", "workdir", "working_directory", "root", "source", "src",
-})
+PATH_KEYS = frozenset(
+    {
+        "path",
+        "file",
+        "file_path",
+        "filepath",
+        "filename",
+        "notebook_path",
+        "directory",
+        "dir",
+        "cwd",
+        "target",
+        "destination",
+        "dest",
+        "output",
+        "output_path",
+        "workdir",
+        "working_directory",
+        "root",
+        "source",
+        "src",
+    }
+)
 MAX_INPUT_STRINGS = 2000
 MAX_INPUT_DEPTH = 32
 MAX_REASON_CHARS = 400
@@ -117,7 +136,7 @@ class ApprovalPolicy:
         try:
             name = str(tool_name)
             decision = self._decide(name, tool_input if isinstance(tool_input, Mapping) else {})
-        except Exception as exc:  # noqa: BLE001 - the policy must answer every request; an unreadable one is refused
+        except Exception as exc:
             decision = Decision("deny", f"the approval policy could not judge this request ({type(exc).__name__})")
         return Decision(decision.verdict, _printable(decision.reason) or f"{decision.verdict} (no reason given)")
 

@@ -41,7 +41,9 @@ _DECISION = _cue(
     r"\b(?:which|what|where|how|when|who)\b[^?]*\b(?:you|should|shall|prefer)\b[^?]*\?"
     r"|\bhow (?:would|do|should|shall) (?:you|I|we)\b[^?]*(?:proceed|continue|handle|go|approach|like)"
     r"|\b(?:would|do) you (?:rather|prefer|agree)\b|\bor (?:would|do|should|shall) (?:you|I|we)\b"
-    r"|^(?:please )?(?:pick|choose|select) (?:one|a|an|between|from)\b|\b(?:pick|choose) one\b|\bwhichever " + _YOU + r"\b"
+    r"|^(?:please )?(?:pick|choose|select) (?:one|a|an|between|from)\b|\b(?:pick|choose) one\b|\bwhichever "
+    + _YOU
+    + r"\b"
     r"|\b(?:one|a|quick|design|open|small) (?:question|clarification|decision|check)\b|\bquestions? (?:before|for you)\b"
     r"|\byour (?:call|choice|decision)\b|\bup to you\b|\bare you (?:ok|okay|fine|happy|sure)\b"
     r"|\((?:[A-Z]|\d)\)[^?]*\bor\b[^?]*\((?:[A-Z]|\d)\)|^[-*•]\s*(?:yes|no)\s*[:—–-]"
@@ -65,7 +67,9 @@ _REQUEST = _cue(
     r"|\bI need (?:you to|your|to know|a (?:choice|decision|answer|name|value))\b|\bdo you have (?:the|a|an|any|\w+s)\b"
 )
 # Asking the user to check something: information before any change, a courtesy after a fix.
-_VERIFY = _cue(r"\b(?:could|can|would) you (?:please )?(?:\w+ly )?(?:check|run|navigate|look|try|test|verify|refresh|open|reload)\b")
+_VERIFY = _cue(
+    r"\b(?:could|can|would) you (?:please )?(?:\w+ly )?(?:check|run|navigate|look|try|test|verify|refresh|open|reload)\b"
+)
 # Any other "could you ...?": the user is asked to act.
 _ASK_TO_ACT = _cue(r"\b(?:could|can|would|will) you (?:please )?(?!like\b|want\b|prefer\b|rather\b|be\b|see\b)\w+")
 # "Let me know if this works": approval of a plan, or a courtesy after finished work.
@@ -86,7 +90,9 @@ _OFFER = _cue(
     r"\banything else\b|\bany (?:other|more|additional|further|specific)\b|\banything specific\b"
     r"|\blet me know if\b|\bfeel free\b|\bdoes (?:that|this) (?:make sense|help|answer)\b|\bhope (?:this|that) helps\b|\bhappy to\b|\bI can also\b|\bI could also\b|\bjust (?:let me know|ask|say)\b"
     r"|\bwhat (?:would|do|should) (?:you like me to|I) (?:do|work on|tackle)(?: \w+)? next\b"
-    r"|\bif " + _YOU + r" (?:want|need|'d like|would like|wish|prefer)\b[^.?!]*\b(?:let me know|I can|I could|I'd|tell me)\b"
+    r"|\bif "
+    + _YOU
+    + r" (?:want|need|'d like|would like|wish|prefer)\b[^.?!]*\b(?:let me know|I can|I could|I'd|tell me)\b"
 )
 # An offer to do something beyond the task: also, another, or the finishing git steps.
 _EXTRA_WORK = _cue(r"\b(?:also|as well|another|additional|any|commit|push|pull request|merge)\b|\ba PR\b")
@@ -150,7 +156,9 @@ _INTERROGATIVE = _cue(
 
 _FENCE = re.compile(r"^\s*```.*?^\s*```[^\n]*$", re.MULTILINE | re.DOTALL)
 # Spans whose "?" is not the agent's: inline code, quotations, links, and markup tags.
-_MASKED = re.compile(r"`[^`\n]*`|\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|https?://[^\s)\]]*[^\s.,;:!?)\]'\"]|</?[\w-]+(?: [^>\n]*)?>")
+_MASKED = re.compile(
+    r"`[^`\n]*`|\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|https?://[^\s)\]]*[^\s.,;:!?)\]'\"]|</?[\w-]+(?: [^>\n]*)?>"
+)
 _SENTENCE_END = re.compile(r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\betc\.)(?<!\bvs\.)(?<=[.!?])[)\]*_]*\s+(?=[^\s(])")
 # A closing parenthesis after the "?": "Proceed? (Recommended)".
 _ASIDE = re.compile(r"\s*\([^()]*\)[\s*_]*$")

@@ -36,9 +36,7 @@ class Limit:
     resets_at: float | None = None  # epoch seconds, when the limit says
 
 
-def limit_of(
-    status: int | None, error_type: str, text: str, rejected_until: float | None, now: float
-) -> Limit | None:
+def limit_of(status: int | None, error_type: str, text: str, rejected_until: float | None, now: float) -> Limit | None:
     """The limit that ended a failed turn, or None when the failure is something else."""
     said = " ".join(text.split())[:200]
     if status not in LIMIT_STATUSES and error_type not in LIMIT_ERROR_TYPES and not _LIMIT_TEXT.search(text):

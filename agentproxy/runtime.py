@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pykka
 
+from agentproxy import config, redact
 from agentproxy.actors.base import (
     CLARIFIER,
     CONTEXT_KEEPER,
@@ -27,7 +28,6 @@ from agentproxy.actors.dispatcher import Dispatcher, RunOutcome
 from agentproxy.actors.planner import Planner
 from agentproxy.actors.supervisor import Supervisor
 from agentproxy.actors.verifier import Verifier
-from agentproxy import config, redact
 from agentproxy.brain import Brain, OfflineBrain
 from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import Cancel, GetContext, Notice, OpenSession, Record, RunTask, SessionStarted
@@ -136,7 +136,10 @@ def _run(
             CONTEXT_KEEPER,
             Record(
                 event=SessionStarted(
-                    task=task, working_dir=str(options.working_dir), screenshots=screenshots, continued=resume is not None
+                    task=task,
+                    working_dir=str(options.working_dir),
+                    screenshots=screenshots,
+                    continued=resume is not None,
                 )
             ),
         )

@@ -50,8 +50,30 @@ _ESCAPED_HEREDOC = re.compile(r"<<(-?)\s*\\([A-Za-z0-9_.-]+)")
 _ANSI_C = re.compile(r"\$'((?:[^'\\]|\\.)*)'")
 _LOCALE_QUOTE = re.compile(r'(?<!\\)\$"')
 _TIME_PREFIX = re.compile(r"(^|[;&|(!]\s*|\n\s*)time\s+(-p\s+)?")
-_KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "{", "}", "!", "[[", "]]",
-                       "case", "esac", "in", "function", "select", "coproc"})
+_KEYWORDS = frozenset(
+    {
+        "if",
+        "then",
+        "else",
+        "elif",
+        "fi",
+        "do",
+        "done",
+        "while",
+        "until",
+        "{",
+        "}",
+        "!",
+        "[[",
+        "]]",
+        "case",
+        "esac",
+        "in",
+        "function",
+        "select",
+        "coproc",
+    }
+)
 
 Parser = Literal["bashlex", "shlex"]
 
@@ -243,7 +265,7 @@ class _Walker:
         text = "echo " + '"' + body.replace("\\", "\\\\").replace('"', '\\"') + '"'
         try:
             trees = bashlex.parse(text)
-        except Exception:  # noqa: BLE001 - unreadable: the body stays text
+        except Exception:
             return []
         reader = _Walker(text)
         emitted: list[SimpleCommand] = []
@@ -293,7 +315,7 @@ def parse_bash(command: str) -> ParsedCommand | None:
     """The simple commands of a Bash command line, or None when neither bashlex nor shlex can read it."""
     try:
         return _parse(command)
-    except Exception:  # noqa: BLE001 - bashlex raises many types, shlex ValueError, deep input RecursionError
+    except Exception:
         return None
 
 
@@ -319,7 +341,7 @@ def _commands_of(script: str, depth: int) -> tuple[list[SimpleCommand], Parser, 
             return walker.out, "bashlex", walker.self_calling, walker.too_deep
         except _TooBig:
             raise
-        except Exception:  # noqa: BLE001 - a tree shape this walker does not know: read it the rough way
+        except Exception:
             walker.out.clear()
     walker = _Walker(script)
     for simple in _shlex_commands(script):
@@ -336,7 +358,7 @@ def _bashlex_trees(command: str) -> tuple[list[Any], str] | None:
     text = _TIME_PREFIX.sub(r"\1", text)  # bashlex has no `time` keyword
     try:
         return list(bashlex.parse(text)), text
-    except Exception:  # noqa: BLE001 - bashlex raises ParsingError, NotImplementedError, AttributeError...
+    except Exception:
         return None
 
 
@@ -429,8 +451,10 @@ def find_start_paths(args: Iterable[str]) -> list[str]:
     starts: list[str] = []
     words = list(args)
     index = 0
-    while index < len(words) and words[index] in ("-H", "-L", "-P", "-D", "-O") or (
-        index < len(words) and re.fullmatch(r"-O\d", words[index])
+    while (
+        (index < len(words)
+        and words[index] in ("-H", "-L", "-P", "-D", "-O"))
+        or (index < len(words) and re.fullmatch(r"-O\d", words[index]))
     ):
         index += 2 if words[index] == "-D" else 1
     for word in words[index:]:

@@ -200,7 +200,9 @@ class Workspace:
             lines = "".join(f"{_exclude_pattern(path)}\n" for path in secrets)
             exclude.write_text(f"{existing}{lead}# agentproxy: looks like a secret\n{lines}", encoding="utf-8")
         except OSError as exc:
-            raise WorkspaceError(f"cannot keep secret-looking files out of git ({exclude}): {exc.strerror or exc}") from exc
+            raise WorkspaceError(
+                f"cannot keep secret-looking files out of git ({exclude}): {exc.strerror or exc}"
+            ) from exc
         self.excluded += secrets
         return secrets
 
@@ -222,7 +224,9 @@ class Workspace:
         env = {**child_environment(), **self._identity()} if args[0] == "commit" else child_environment()
         timeout_s = COMMIT_TIMEOUT_S if args[0] == "commit" else GIT_TIMEOUT_S
         try:
-            code, output, timed_out = procs.run_bounded(["git", *args], cwd=self.directory, timeout_s=timeout_s, env=env)
+            code, output, timed_out = procs.run_bounded(
+                ["git", *args], cwd=self.directory, timeout_s=timeout_s, env=env
+            )
         except OSError as exc:
             raise WorkspaceError(f"cannot run git in {self.directory}: {exc.strerror or exc}") from exc
         text = output.decode("utf-8", errors="replace")

@@ -14,7 +14,6 @@ import pytest
 
 from agentproxy.options import RunOptions
 
-
 # A developer's own brain settings must not reach the tests: no test may call the real Gemini.
 BRAIN_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "AGENTPROXY_GEMINI_MODEL")
 

@@ -60,16 +60,17 @@ def agent_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def headless_argv(
-    command: Sequence[str], *, resume: str | None = None, model: str | None = None
-) -> list[str]:
+def headless_argv(command: Sequence[str], *, resume: str | None = None, model: str | None = None) -> list[str]:
     argv = [
         *command,
         "-p",
-        "--input-format", "stream-json",
-        "--output-format", "stream-json",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
         "--verbose",
-        "--permission-prompt-tool", "stdio",
+        "--permission-prompt-tool",
+        "stdio",
     ]
     if resume:
         argv.append(f"--resume={resume}")

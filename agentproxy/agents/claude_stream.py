@@ -60,7 +60,7 @@ class UserContentBlock(msgspec.Struct, frozen=True):
 
 
 class UserMessage(msgspec.Struct, frozen=True):
-    content: Union[str, list[UserContentBlock]] = ""
+    content: str | list[UserContentBlock] = ""
 
 
 class UserLine(_Line, tag="user"):
@@ -189,7 +189,10 @@ def deny(request_id: str, message: str) -> bytes:
 
 def interrupt(request_id: str) -> bytes:
     """Ask the CLI to stop the turn now; it ends the turn with an error_during_execution result."""
-    return _encoder.encode({"type": "control_request", "request_id": request_id, "request": {"subtype": "interrupt"}}) + b"\n"
+    return (
+        _encoder.encode({"type": "control_request", "request_id": request_id, "request": {"subtype": "interrupt"}})
+        + b"\n"
+    )
 
 
 def control_error(request_id: str, message: str) -> bytes:

@@ -164,7 +164,9 @@ class GeminiBrain:
         if verdict.passed and not verdict.question and any(not check.passed for check in review.checks):
             # Failing checks are facts: the model may add findings, not overrule them.
             checks_verdict = self.offline.review(review)
-            return Verdict(passed=False, findings=[*checks_verdict.findings, *verdict.findings], follow_up=checks_verdict.follow_up)
+            return Verdict(
+                passed=False, findings=[*checks_verdict.findings, *verdict.findings], follow_up=checks_verdict.follow_up
+            )
         return verdict
 
     def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement:
@@ -210,7 +212,11 @@ class GeminiBrain:
             response = self.client.models.generate_content(model=self.model, contents=contents, config=config)
         except Exception as exc:  # the SDK raises its own errors and the HTTP library's: all are a failed call
             error = self._describe(exc)
-            self.events(BrainCalled(purpose=purpose, model=self.model, ok=False, duration_s=time.monotonic() - started, error=error))  # type: ignore[arg-type]
+            self.events(
+                BrainCalled(
+                    purpose=purpose, model=self.model, ok=False, duration_s=time.monotonic() - started, error=error
+                )
+            )  # type: ignore[arg-type]
             raise BrainError(f"Gemini {purpose} call failed: {error}") from None
         usage = response.usage_metadata
         input_tokens = (usage.prompt_token_count or 0) if usage else 0
@@ -254,7 +260,9 @@ def _prompt_chars_from_env() -> int:
     if not raw:
         return DEFAULT_PROMPT_CHARS
     if not raw.isdigit() or int(raw) < MIN_PROMPT_CHARS:
-        raise UsageError(f"{PROMPT_CHARS_ENV} must be a whole number of characters, at least {MIN_PROMPT_CHARS}: {raw!r}")
+        raise UsageError(
+            f"{PROMPT_CHARS_ENV} must be a whole number of characters, at least {MIN_PROMPT_CHARS}: {raw!r}"
+        )
     return int(raw)
 
 

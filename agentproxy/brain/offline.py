@@ -47,7 +47,9 @@ class OfflineBrain:
         """One subtask per item of an explicit numbered list (each after the previous); else one."""
         items = _numbered_items(task)
         if len(items) < 2:
-            return Plan(subtasks=[Subtask(id="1", title=_title(task), instructions=task, expects_changes=expects_changes(task))])
+            return Plan(
+                subtasks=[Subtask(id="1", title=_title(task), instructions=task, expects_changes=expects_changes(task))]
+            )
         subtasks = [
             Subtask(
                 id=str(i),
@@ -68,7 +70,9 @@ class OfflineBrain:
         """Passed when every check passed; with no checks, the agent's own success stands."""
         failed = [result for result in review.checks if not result.passed]
         if not failed:
-            findings = [f"`{r.command}` passed" for r in review.checks] or ["no checks found; the agent reported success"]
+            findings = [f"`{r.command}` passed" for r in review.checks] or [
+                "no checks found; the agent reported success"
+            ]
             return Verdict(passed=True, findings=findings)
         findings = [
             f"`{r.command}` timed out" if r.timed_out else f"`{r.command}` exited {r.exit_code}" for r in failed
@@ -106,7 +110,9 @@ def _tool_concern(tool_input: Any) -> str | None:
     for key, value in strings:
         if key in COMMAND_KEYS and value.strip():
             return f"carries a command ({key})"
-        if looks_like_path(key, value) and (value.startswith(("/", "~")) or ".." in value.replace("\\", "/").split("/")):
+        if looks_like_path(key, value) and (
+            value.startswith(("/", "~")) or ".." in value.replace("\\", "/").split("/")
+        ):
             return f"carries a path that may leave the project ({key or 'a value'})"
     return None
 

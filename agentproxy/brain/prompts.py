@@ -102,10 +102,13 @@ def answer_prompt(questions: Sequence[AgentQuestion], situation: Situation, max_
 def review_prompt(review: ReviewInput, max_chars: int) -> str:
     subtask = review.subtask
     acceptance = "\n".join([*(f"- must pass: `{c}`" for c in subtask.checks), *(f"- {c}" for c in subtask.criteria)])
-    checks = "\n\n".join(
-        f"$ {r.command}  ({'passed' if r.passed else 'timed out' if r.timed_out else f'exited {r.exit_code}'})\n{r.output_tail}"
-        for r in review.checks
-    ) or "(the project has no checks)"
+    checks = (
+        "\n\n".join(
+            f"$ {r.command}  ({'passed' if r.passed else 'timed out' if r.timed_out else f'exited {r.exit_code}'})\n{r.output_tail}"
+            for r in review.checks
+        )
+        or "(the project has no checks)"
+    )
     sections = [
         Section("Task", review.task, share=0.15),
         Section("Subtask", f"{subtask.title}\n\n{subtask.instructions}", share=0.15),

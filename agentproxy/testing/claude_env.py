@@ -31,9 +31,7 @@ _FIXED = {
 def isolated_claude_env(base_url: str, home: Path) -> dict[str, str]:
     """os.environ without any Claude session / Anthropic credentials, aimed at ``base_url``."""
     env = {
-        key: value
-        for key, value in os.environ.items()
-        if key != "CLAUDECODE" and not key.startswith(_DROPPED_PREFIXES)
+        key: value for key, value in os.environ.items() if key != "CLAUDECODE" and not key.startswith(_DROPPED_PREFIXES)
     }
     tmp = home / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)

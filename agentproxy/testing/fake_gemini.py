@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
+from urllib.parse import parse_qs, urlsplit
 
 from agentproxy.testing.scripted_server import ScriptedServer
-from urllib.parse import parse_qs, urlsplit
 
 _ROUTE = re.compile(r"^/(v1|v1beta)/models/([^/:]+):(generateContent|streamGenerateContent|countTokens)$")
 
@@ -222,7 +222,7 @@ def _handler_for(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             """Quiet: pytest output is for assertions, not access logs."""
 
         def do_GET(self) -> None:

@@ -54,7 +54,16 @@ class ScriptedAgent:
         while (message := self.read()) is not None:
             if message.get("type") != "user":
                 continue
-            self.emit({"type": "system", "subtype": "init", "session_id": self.session_id, "cwd": str(self.cwd), "model": MODEL, "tools": ["AskUserQuestion", "Bash", "Write"]})
+            self.emit(
+                {
+                    "type": "system",
+                    "subtype": "init",
+                    "session_id": self.session_id,
+                    "cwd": str(self.cwd),
+                    "model": MODEL,
+                    "tools": ["AskUserQuestion", "Bash", "Write"],
+                }
+            )
             steps = self.turns[self.turn] if self.turn < len(self.turns) else [{"result": "Nothing more to do."}]
             self.turn += 1
             self.state_path.write_text(str(self.turn))
@@ -79,7 +88,9 @@ class ScriptedAgent:
             elif "exit" in step:
                 return int(step["exit"])
             elif "error" in step:
-                self.result(self.fill(step["error"].get("text", "API Error")), is_error=True, status=step["error"].get("status"))
+                self.result(
+                    self.fill(step["error"].get("text", "API Error")), is_error=True, status=step["error"].get("status")
+                )
                 return None
             elif "result" in step:
                 self.result(self.fill(step["result"]))
@@ -91,14 +102,31 @@ class ScriptedAgent:
         return text.replace("{answer}", self.answer)
 
     def assistant(self, block: dict[str, Any]) -> None:
-        self.emit({"type": "assistant", "session_id": self.session_id, "message": {"id": f"msg_{uuid.uuid4().hex[:12]}", "model": MODEL, "content": [block]}})
+        self.emit(
+            {
+                "type": "assistant",
+                "session_id": self.session_id,
+                "message": {"id": f"msg_{uuid.uuid4().hex[:12]}", "model": MODEL, "content": [block]},
+            }
+        )
 
     def request_permission(self, tool: str, tool_input: dict[str, Any]) -> dict[str, Any]:
         """Ask the host over the control protocol; returns its permission response."""
         tool_use_id = f"toolu_{uuid.uuid4().hex[:12]}"
         self.assistant({"type": "tool_use", "id": tool_use_id, "name": tool, "input": tool_input})
         request_id = str(uuid.uuid4())
-        self.emit({"type": "control_request", "request_id": request_id, "request": {"subtype": "can_use_tool", "tool_name": tool, "input": tool_input, "tool_use_id": tool_use_id}})
+        self.emit(
+            {
+                "type": "control_request",
+                "request_id": request_id,
+                "request": {
+                    "subtype": "can_use_tool",
+                    "tool_name": tool,
+                    "input": tool_input,
+                    "tool_use_id": tool_use_id,
+                },
+            }
+        )
         while (message := self.read()) is not None:
             response = message.get("response", {})
             if message.get("type") == "control_response" and response.get("request_id") == request_id:
@@ -127,10 +155,28 @@ class ScriptedAgent:
             self.tool_result(done.stdout + done.stderr, is_error=done.returncode != 0)
 
     def tool_result(self, text: str, is_error: bool = False) -> None:
-        self.emit({"type": "user", "session_id": self.session_id, "message": {"role": "user", "content": [{"type": "tool_result", "content": text, "is_error": is_error}]}})
+        self.emit(
+            {
+                "type": "user",
+                "session_id": self.session_id,
+                "message": {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "content": text, "is_error": is_error}],
+                },
+            }
+        )
 
     def result(self, text: str, is_error: bool = False, status: int | None = None) -> None:
-        line: dict[str, Any] = {"type": "result", "subtype": "success", "is_error": is_error, "result": text, "session_id": self.session_id, "num_turns": 1, "total_cost_usd": 0.0, "usage": {"input_tokens": 0, "output_tokens": 0}}
+        line: dict[str, Any] = {
+            "type": "result",
+            "subtype": "success",
+            "is_error": is_error,
+            "result": text,
+            "session_id": self.session_id,
+            "num_turns": 1,
+            "total_cost_usd": 0.0,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
         if status is not None:
             line["api_error_status"] = status
         self.emit(line)

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from agentproxy.actors.claude_worker import ClaudeWorker
 from agentproxy.actors.verifier import Verifier
+
+from agentproxy import config
 from agentproxy.messages import ActorRestarted, AgentLine, Event, Review, SessionFinished, SubtaskFinished
 from agentproxy.runtime import ActorClasses, run_task
 from agentproxy.store import SessionStore
-from agentproxy import config
 
 WRITE_AND_FINISH = [
     [
@@ -57,7 +57,10 @@ def processes_running(command_line: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip() == command_line.encode():
+            if (
+                entry.name.isdigit()
+                and (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip() == command_line.encode()
+            ):
                 found.append(int(entry.name))
         except OSError:
             continue
@@ -158,8 +161,19 @@ def test_resuming_a_plan_runs_only_the_unfinished_subtasks(scripted_options) -> 
     options = scripted_options(WRITE_AND_FINISH, checks=("test -f hello.py",))
     first, _ = run("1. Create hello.py\n2. Create hello.py again", options)
     assert first.status == "done"
-    plan = Plan(subtasks=[Subtask(id="1", title="one", instructions="a"), Subtask(id="2", title="two", instructions="b", depends_on=["1"], expects_changes=False)])  # rewrites the same file
-    resume = Resumption(session_id=first.session_id, working_dir=str(options.working_dir), task="two steps", plan=plan, done_subtasks=("1",))
+    plan = Plan(
+        subtasks=[
+            Subtask(id="1", title="one", instructions="a"),
+            Subtask(id="2", title="two", instructions="b", depends_on=["1"], expects_changes=False),
+        ]
+    )  # rewrites the same file
+    resume = Resumption(
+        session_id=first.session_id,
+        working_dir=str(options.working_dir),
+        task="two steps",
+        plan=plan,
+        done_subtasks=("1",),
+    )
     outcome, events = run("two steps", options, resume=resume)
     assert outcome.status == "done" and outcome.session_id == first.session_id
     assert [e.subtask_id for e in events if isinstance(e, SubtaskStarted)] == ["2"]
@@ -177,7 +191,9 @@ def test_uncommitted_work_found_before_the_run_is_committed_apart(scripted_optio
     (project / "hello.py").unlink()
     outcome, events = run("Create hello.py", options)
     assert outcome.status == "done"
-    log = subprocess.run(["git", "log", "--format=%x00%s", "--name-only"], cwd=project, capture_output=True, text=True, check=True)
+    log = subprocess.run(
+        ["git", "log", "--format=%x00%s", "--name-only"], cwd=project, capture_output=True, text=True, check=True
+    )
     entries = [[line for line in commit.split("\n") if line] for commit in log.stdout.split("\0")[1:]]
     assert entries[0] == ["agentproxy: Create hello.py", "hello.py"]
     assert entries[1][0] == "agentproxy: uncommitted changes found before: Create hello.py"

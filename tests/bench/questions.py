@@ -23,7 +23,9 @@ def load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def scores(items: list[dict[str, Any]], use_made_changes: bool = True) -> tuple[float, float, float, list[dict[str, Any]]]:
+def scores(
+    items: list[dict[str, Any]], use_made_changes: bool = True
+) -> tuple[float, float, float, list[dict[str, Any]]]:
     """(precision, recall, F1, misclassified items) of the detector on labelled items."""
     true_pos = false_pos = false_neg = 0
     wrong = []

@@ -63,7 +63,9 @@ def orchestration_figure(claude: str, root: Path) -> tuple[float, float]:
         directory.mkdir()
         return directory
 
-    with FakeAnthropic(default=lambda request: write if not request.tool_results else Text("Created hello.txt.")) as api:
+    with FakeAnthropic(
+        default=lambda request: write if not request.tool_results else Text("Created hello.txt.")
+    ) as api:
         env = isolated_claude_env(api.url, root / "claude-home")
         env["AGENTPROXY_HOME"] = str(root / "agentproxy-home")
         raw = [claude, "-p", TASK, "--output-format", "stream-json", "--verbose", "--allowedTools", "Write"]
@@ -93,8 +95,14 @@ def economy_figure(root: Path, name: str, steps: list[dict], replies: list[Json]
     events: list[Event] = []
     with FakeGemini(*replies) as gemini:
         brain = GeminiBrain("bench-key", base_url=gemini.url)
-        outcome = run_task("Create hello.py", options, brain=brain, subscribers=[events.append],
-                           store_path=root / "sessions.db", timeout_s=120)
+        outcome = run_task(
+            "Create hello.py",
+            options,
+            brain=brain,
+            subscribers=[events.append],
+            store_path=root / "sessions.db",
+            timeout_s=120,
+        )
     if outcome.status != "done":
         raise SystemExit(f"economy run {name} failed: {outcome.reason}")
     calls = [e for e in events if isinstance(e, BrainCalled)]

@@ -113,8 +113,12 @@ def no_sessions() -> bool:
         (["task", "--check"], "'--check' requires an argument"),
     ],
 )
-def test_a_bad_option_is_one_line(args: list[str | bytes], needle: str, env: dict[str, str], tmp_path: Path, workdir: Path, agent: str) -> None:
-    done = pa("-d", str(workdir), "--claude-bin", agent, *args, *([] if "task" in args else ["task"]), env=env, cwd=tmp_path)
+def test_a_bad_option_is_one_line(
+    args: list[str | bytes], needle: str, env: dict[str, str], tmp_path: Path, workdir: Path, agent: str
+) -> None:
+    done = pa(
+        "-d", str(workdir), "--claude-bin", agent, *args, *([] if "task" in args else ["task"]), env=env, cwd=tmp_path
+    )
     line = error_line(done)
     assert needle in line, line
     assert line.endswith("(see pa --help)")
@@ -192,7 +196,9 @@ def test_a_task_file_that_is_a_directory(env: dict[str, str], tmp_path: Path, wo
 def test_a_task_and_a_task_file(env: dict[str, str], tmp_path: Path, workdir: Path, agent: str) -> None:
     task_file = tmp_path / "TASK.md"
     task_file.write_text("write hello\n")
-    line = error_line(pa("-d", str(workdir), "--claude-bin", agent, "-f", str(task_file), "also this", env=env, cwd=tmp_path))
+    line = error_line(
+        pa("-d", str(workdir), "--claude-bin", agent, "-f", str(task_file), "also this", env=env, cwd=tmp_path)
+    )
     assert line == "pa: error: give the task as TASK or with -f FILE, not both"
     assert not workdir.exists()
 
@@ -205,7 +211,9 @@ def test_a_bad_task_on_stdin(stdin: bytes, env: dict[str, str], tmp_path: Path, 
 
 
 @pytest.mark.parametrize("via", ["file", "stdin"])
-def test_a_long_task_from_a_file_or_stdin_runs(via: str, env: dict[str, str], tmp_path: Path, workdir: Path, agent: str) -> None:
+def test_a_long_task_from_a_file_or_stdin_runs(
+    via: str, env: dict[str, str], tmp_path: Path, workdir: Path, agent: str
+) -> None:
     task = "Write hello.txt.\n\n" + "It should say hello; more detail follows.\n" * 200
     task_file = tmp_path / "TASK.md"
     task_file.write_bytes(b"\xef\xbb\xbf" + task.encode())  # an editor's byte-order mark is dropped
@@ -230,7 +238,9 @@ def test_agentproxy_home_that_is_or_is_under_a_file(
     a_file = tmp_path / "a-file"
     a_file.write_text("not a directory")
     home = a_file / below if below else a_file
-    done = pa("-d", str(workdir), "--claude-bin", agent, "task", env={**env, "AGENTPROXY_HOME": str(home)}, cwd=tmp_path)
+    done = pa(
+        "-d", str(workdir), "--claude-bin", agent, "task", env={**env, "AGENTPROXY_HOME": str(home)}, cwd=tmp_path
+    )
     line = error_line(done)
     assert line == f"pa: error: AGENTPROXY_HOME={home} cannot be used: {a_file} is a file, not a directory"
     assert not workdir.exists()
@@ -268,7 +278,9 @@ def test_a_system_directory_is_refused(system: str, env: dict[str, str], tmp_pat
     assert config.saved_workdir() is None
 
 
-def test_a_link_to_a_system_directory_is_refused_and_a_subdirectory_allowed(env: dict[str, str], tmp_path: Path) -> None:
+def test_a_link_to_a_system_directory_is_refused_and_a_subdirectory_allowed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     link = tmp_path / "link"
     link.symlink_to("/usr")
     assert "a system directory" in error_line(pa("--set-workdir", str(link), env=env, cwd=tmp_path))

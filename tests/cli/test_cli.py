@@ -239,7 +239,9 @@ def test_demo_runs_offline_end_to_end(env: dict[str, str], tmp_path: Path) -> No
 # -- a task run -------------------------------------------------------------------------------------
 
 
-def test_task_run_json_checks_screenshot_listing_and_continue(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
+def test_task_run_json_checks_screenshot_listing_and_continue(
+    env: dict[str, str], tmp_path: Path, workdir: Path
+) -> None:
     script = write_script(tmp_path / "script.json", WRITE_HELLO)
     markers = [tmp_path / "check-1-ran", tmp_path / "check-2-ran"]
     shot = tmp_path / "shot.png"
@@ -282,7 +284,9 @@ def test_task_run_json_checks_screenshot_listing_and_continue(env: dict[str, str
     assert "write hello" in listing.stdout
 
     # -s ID "more work": the same session, in the same directory, the agent resumed.
-    more = pa("-s", session_id, "--claude-bin", claude_bin(script), "--output", "json", "more work", env=env, cwd=tmp_path)
+    more = pa(
+        "-s", session_id, "--claude-bin", claude_bin(script), "--output", "json", "more work", env=env, cwd=tmp_path
+    )
     assert more.returncode == 0, more.stdout + more.stderr
     more_events = json_events(more.stdout)
     assert more_events[0]["kind"] == "session_started" and more_events[0].get("continued") is True
@@ -295,7 +299,17 @@ def test_task_run_json_checks_screenshot_listing_and_continue(env: dict[str, str
         assert [row.id for row in store.list_sessions()] == [session_id]
 
     # A prefix of the id works too, and -d naming another directory is refused.
-    other = pa("-s", session_id[:5], "-d", str(tmp_path / "elsewhere"), "--claude-bin", claude_bin(script), "x", env=env, cwd=tmp_path)
+    other = pa(
+        "-s",
+        session_id[:5],
+        "-d",
+        str(tmp_path / "elsewhere"),
+        "--claude-bin",
+        claude_bin(script),
+        "x",
+        env=env,
+        cwd=tmp_path,
+    )
     assert_usage_error(other, session_id, "elsewhere")
 
 
@@ -318,7 +332,9 @@ def test_failing_check_without_follow_ups_exits_1(env: dict[str, str], tmp_path:
 
 def test_text_output_is_readable_lines(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
     script = write_script(tmp_path / "script.json", WRITE_HELLO)
-    done = pa("-d", str(workdir), "--claude-bin", claude_bin(script), "--check", "true", "write hello", env=env, cwd=tmp_path)
+    done = pa(
+        "-d", str(workdir), "--claude-bin", claude_bin(script), "--check", "true", "write hello", env=env, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("▶ session ")
     assert "agent: Writing hello.txt." in done.stdout
@@ -343,7 +359,9 @@ def test_set_workdir_then_show_and_run_there(env: dict[str, str], tmp_path: Path
     script = write_script(tmp_path / "script.json", WRITE_HELLO)
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    done = pa("--claude-bin", claude_bin(script), "--output", "json", "--check", "true", "write hello", env=env, cwd=elsewhere)
+    done = pa(
+        "--claude-bin", claude_bin(script), "--output", "json", "--check", "true", "write hello", env=env, cwd=elsewhere
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert json_events(done.stdout)[0]["working_dir"] == str(workdir.resolve())
     assert (workdir / "hello.txt").exists()
@@ -376,14 +394,34 @@ def test_workdir_is_home(env: dict[str, str], tmp_path: Path) -> None:
 def test_missing_screenshot(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
     script = write_script(tmp_path / "script.json", WRITE_HELLO)
     missing = tmp_path / "missing.png"
-    done = pa("-d", str(workdir), "--claude-bin", claude_bin(script), "--add-screenshot", str(missing), "task", env=env, cwd=tmp_path)
+    done = pa(
+        "-d",
+        str(workdir),
+        "--claude-bin",
+        claude_bin(script),
+        "--add-screenshot",
+        str(missing),
+        "task",
+        env=env,
+        cwd=tmp_path,
+    )
     assert_usage_error(done, "screenshot", str(missing))
     assert not workdir.exists()  # refused before anything was created
 
 
 def test_screenshot_that_is_a_directory(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
     script = write_script(tmp_path / "script.json", WRITE_HELLO)
-    done = pa("-d", str(workdir), "--claude-bin", claude_bin(script), "--add-screenshot", str(tmp_path), "task", env=env, cwd=tmp_path)
+    done = pa(
+        "-d",
+        str(workdir),
+        "--claude-bin",
+        claude_bin(script),
+        "--add-screenshot",
+        str(tmp_path),
+        "task",
+        env=env,
+        cwd=tmp_path,
+    )
     assert_usage_error(done, "screenshot", str(tmp_path))
 
 
@@ -394,7 +432,17 @@ def test_unreadable_screenshot(env: dict[str, str], tmp_path: Path, workdir: Pat
     shot.write_bytes(b"png")
     shot.chmod(0)
     try:
-        done = pa("-d", str(workdir), "--claude-bin", claude_bin(script), "--add-screenshot", str(shot), "task", env=env, cwd=tmp_path)
+        done = pa(
+            "-d",
+            str(workdir),
+            "--claude-bin",
+            claude_bin(script),
+            "--add-screenshot",
+            str(shot),
+            "task",
+            env=env,
+            cwd=tmp_path,
+        )
     finally:
         shot.chmod(0o600)
     assert_usage_error(done, "screenshot", str(shot))
@@ -427,7 +475,9 @@ def test_missing_claude_binary(via: str, env: dict[str, str], tmp_path: Path, wo
 
 def test_invalid_deny_regex(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
     script = write_script(tmp_path / "script.json", WRITE_HELLO)
-    done = pa("-d", str(workdir), "--claude-bin", claude_bin(script), "--deny", "(unclosed", "task", env=env, cwd=tmp_path)
+    done = pa(
+        "-d", str(workdir), "--claude-bin", claude_bin(script), "--deny", "(unclosed", "task", env=env, cwd=tmp_path
+    )
     assert_usage_error(done, "--deny", "(unclosed")
     assert not workdir.exists()
 
@@ -529,14 +579,29 @@ ASKING = [
 ]
 
 
-@pytest.mark.parametrize(("typed", "expected", "by"), [(b"2\n", "Formal", "human"), (None, "Friendly (Recommended)", "offline")])
+@pytest.mark.parametrize(
+    ("typed", "expected", "by"), [(b"2\n", "Formal", "human"), (None, "Friendly (Recommended)", "offline")]
+)
 def test_ask_human_takes_the_answer_from_the_terminal_or_the_brain_after_the_timeout(
     typed: bytes | None, expected: str, by: str, env: dict[str, str], tmp_path: Path, workdir: Path
 ) -> None:
     script = write_script(tmp_path / "ask.json", ASKING)
-    argv = [str(PA), "-d", str(workdir), "--claude-bin", claude_bin(script), "--ask-human", "--ask-human-timeout", "1",
-            "--output", "json", "Write the style"]
-    with subprocess.Popen(argv, env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+    argv = [
+        str(PA),
+        "-d",
+        str(workdir),
+        "--claude-bin",
+        claude_bin(script),
+        "--ask-human",
+        "--ask-human-timeout",
+        "1",
+        "--output",
+        "json",
+        "Write the style",
+    ]
+    with subprocess.Popen(
+        argv, env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
         if typed is not None:
             proc.stdin.write(typed)  # type: ignore[union-attr]
             proc.stdin.flush()  # type: ignore[union-attr]
@@ -558,8 +623,19 @@ def test_a_dotenv_key_turns_on_the_gemini_brain_and_model_picks_its_model(
     script = write_script(tmp_path / "script.json", WRITE_HELLO[:1])
     with FakeGemini(plan, passed) as gemini:
         (tmp_path / ".env").write_text(f"GEMINI_API_KEY=dotenv-key\nGOOGLE_GEMINI_BASE_URL={gemini.url}\n")
-        done = pa("-d", str(workdir), "--claude-bin", claude_bin(script), "--model", "gemini-2.5-pro",
-                  "--output", "json", "write hello", env=env, cwd=tmp_path)
+        done = pa(
+            "-d",
+            str(workdir),
+            "--claude-bin",
+            claude_bin(script),
+            "--model",
+            "gemini-2.5-pro",
+            "--output",
+            "json",
+            "write hello",
+            env=env,
+            cwd=tmp_path,
+        )
     assert done.returncode == 0, done.stderr
     events = json_events(done.stdout)
     made = next(e for e in events if e["kind"] == "plan_made")
@@ -574,7 +650,10 @@ def test_ctrl_c_during_a_hung_brain_call_exits_130_promptly(env: dict[str, str],
         env = {**env, "GEMINI_API_KEY": "k", "GOOGLE_GEMINI_BASE_URL": gemini.url}
         proc = subprocess.Popen(
             [str(PA), "-d", str(workdir), "--claude-bin", claude_bin(script), "write hello"],
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
@@ -592,6 +671,8 @@ def test_ctrl_c_during_a_hung_brain_call_exits_130_promptly(env: dict[str, str],
 def test_the_cli_module_imports_nothing_heavy(env: dict[str, str], tmp_path: Path) -> None:
     # `pa --help` pays only for what the CLI module imports: the SDKs and the actor system wait for a run.
     probe = "import sys, agentproxy.cli; print(sorted(m for m in ('google.genai', 'zmq', 'opentelemetry', 'pykka', 'sqlite3') if m in sys.modules))"
-    done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

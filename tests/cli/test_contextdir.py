@@ -79,7 +79,12 @@ def test_set_contextdir_with_a_task_goes_on_to_run(env: dict[str, str], tmp_path
     # The run stops at the missing agent binary: proof it went past saving.
     done = subprocess.run(
         [str(PA), "-d", str(tmp_path / "project"), "--claude-bin", missing, "--set-contextdir", str(docs), "task"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2, done.stderr
     assert done.stdout == f"saved contextdir: {docs.resolve()}\n"

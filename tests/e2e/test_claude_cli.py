@@ -32,7 +32,6 @@ from agentproxy.testing.fake_anthropic import CapturedRequest, Error, FakeAnthro
 CLAUDE_BIN = find_claude_bin() or "claude"
 
 
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     directory = tmp_path / "project"
@@ -67,9 +66,22 @@ def test_pa_creates_a_file(project: Path, tmp_path: Path, agentproxy_home: Path)
     with FakeAnthropic(write_file("hello.txt", "hi\n"), Text("Created hello.txt.")) as api:
         env = {**isolated_claude_env(api.url, tmp_path / "claude-home"), "AGENTPROXY_HOME": str(agentproxy_home)}
         done = subprocess.run(
-            [sys.executable, "-m", "agentproxy", "-d", str(project), "--claude-bin", CLAUDE_BIN, "--output", "json",
-             "Create hello.txt containing hi"],
-            env=env, capture_output=True, text=True, timeout=180,
+            [
+                sys.executable,
+                "-m",
+                "agentproxy",
+                "-d",
+                str(project),
+                "--claude-bin",
+                CLAUDE_BIN,
+                "--output",
+                "json",
+                "Create hello.txt containing hi",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
     assert done.returncode == 0, done.stderr
     assert (project / "hello.txt").read_text() == "hi\n"
@@ -170,8 +182,10 @@ def test_a_transcript_captured_from_the_real_cli_parses_line_by_line(project: Pa
     with FakeAnthropic(write_file("a.txt", "a\n"), Text("Wrote a.txt.")) as api:
         done = subprocess.run(
             [CLAUDE_BIN, "-p", "Write a.txt", "--output-format", "stream-json", "--verbose", "--allowedTools", "Write"],
-            cwd=project, env=isolated_claude_env(api.url, tmp_path / "claude-home"),
-            capture_output=True, timeout=120,
+            cwd=project,
+            env=isolated_claude_env(api.url, tmp_path / "claude-home"),
+            capture_output=True,
+            timeout=120,
         )
     assert done.returncode == 0, done.stderr
     parsed = [wire.parse_line(line) for line in done.stdout.splitlines() if line.strip()]

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
 from agentproxy.testing.fake_anthropic import CapturedRequest, Error, FakeAnthropic, Text, ToolUse
 
@@ -115,10 +114,23 @@ def test_side_requests_do_not_consume_the_script(tmp_path: Path) -> None:
 
     with FakeAnthropic(write_prompt, Text("written")) as api:
         proc = subprocess.Popen(
-            [CLAUDE_BIN, "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose",
-             "--permission-prompt-tool", "stdio"],
-            cwd=cwd, env=isolated_claude_env(api.url, tmp_path / "home"),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [
+                CLAUDE_BIN,
+                "-p",
+                "--input-format",
+                "stream-json",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--permission-prompt-tool",
+                "stdio",
+            ],
+            cwd=cwd,
+            env=isolated_claude_env(api.url, tmp_path / "home"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         assert proc.stdin is not None and proc.stdout is not None
 
@@ -127,8 +139,17 @@ def test_side_requests_do_not_consume_the_script(tmp_path: Path) -> None:
             proc.stdin.flush()
 
         try:
-            send({"type": "control_request", "request_id": "title", "request": {
-                "subtype": "generate_session_title", "description": "fix the login bug", "persist": False}})
+            send(
+                {
+                    "type": "control_request",
+                    "request_id": "title",
+                    "request": {
+                        "subtype": "generate_session_title",
+                        "description": "fix the login bug",
+                        "persist": False,
+                    },
+                }
+            )
             events = []
             for line in proc.stdout:
                 event = json.loads(line)
@@ -137,9 +158,16 @@ def test_side_requests_do_not_consume_the_script(tmp_path: Path) -> None:
                     send({"type": "user", "message": {"role": "user", "content": "remember me"}})
                 elif event.get("type") == "control_request":
                     request = event["request"]
-                    send({"type": "control_response", "response": {
-                        "subtype": "success", "request_id": event["request_id"],
-                        "response": {"behavior": "allow", "updatedInput": request["input"]}}})
+                    send(
+                        {
+                            "type": "control_response",
+                            "response": {
+                                "subtype": "success",
+                                "request_id": event["request_id"],
+                                "response": {"behavior": "allow", "updatedInput": request["input"]},
+                            },
+                        }
+                    )
                 elif event.get("type") == "result":
                     break
             proc.stdin.close()

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
 from agentproxy.brain.gemini import GeminiBrain
 from agentproxy.brain.resilient import ResilientBrain
 from agentproxy.messages import (
@@ -34,7 +33,6 @@ PASSED = Json({"passed": True, "findings": ["meets the criteria"]})
 
 def one_subtask(instructions: str) -> Json:
     return Json({"subtasks": [{"id": "1", "title": "Do it", "instructions": instructions}]})
-
 
 
 def run(task: str, anthropic: FakeAnthropic, gemini: FakeGemini, tmp_path: Path, **overrides: Any):
@@ -66,7 +64,10 @@ def test_a_plan_of_several_subtasks_runs_each_and_reviews_each(tmp_path: Path) -
         outcome, events, project = run("Build the model, then the view", anthropic, gemini, tmp_path)
     assert outcome.status == "done", outcome.reason
     assert (project / "model.txt").exists() and (project / "view.txt").exists()
-    assert [(e.subtask_id, e.status) for e in events if isinstance(e, SubtaskFinished)] == [("1", "done"), ("2", "done")]
+    assert [(e.subtask_id, e.status) for e in events if isinstance(e, SubtaskFinished)] == [
+        ("1", "done"),
+        ("2", "done"),
+    ]
     made = next(e for e in events if isinstance(e, PlanMade))
     assert made.brain == "gemini" and len(made.plan.subtasks) == 2
     assert [e.purpose for e in events if isinstance(e, BrainCalled)] == ["plan", "review", "review"]
@@ -78,7 +79,10 @@ def test_gemini_answers_a_real_ask_user_question_and_the_agent_gets_it(tmp_path:
     question = {
         "question": "Which web framework should I use?",
         "header": "Framework",
-        "options": [{"label": "Flask (Recommended)", "description": "small"}, {"label": "Django", "description": "big"}],
+        "options": [
+            {"label": "Flask (Recommended)", "description": "small"},
+            {"label": "Django", "description": "big"},
+        ],
         "multiSelect": False,
     }
 
@@ -100,7 +104,12 @@ def test_gemini_answers_a_real_ask_user_question_and_the_agent_gets_it(tmp_path:
 
 def test_a_failed_review_sends_its_follow_up_to_the_same_agent_session(tmp_path: Path) -> None:
     failed = Json({"passed": False, "findings": ["no README"], "follow_up": "Also write README.md describing app.txt."})
-    anthropic = FakeAnthropic(write_file("app.txt", "app\n"), Text("Wrote app.txt."), write_file("README.md", "# app\n"), Text("Added README."))
+    anthropic = FakeAnthropic(
+        write_file("app.txt", "app\n"),
+        Text("Wrote app.txt."),
+        write_file("README.md", "# app\n"),
+        Text("Added README."),
+    )
     with anthropic, FakeGemini(one_subtask("Create app.txt"), failed, PASSED) as gemini:
         outcome, events, project = run("Create app.txt", anthropic, gemini, tmp_path)
     assert outcome.status == "done", outcome.reason
@@ -118,9 +127,10 @@ def test_pa_with_gemini_down_finishes_on_the_offline_brain_and_never_shows_the_k
     tmp_path: Path, agentproxy_home: Path
 ) -> None:
     project = tmp_path / "project"
-    with FakeAnthropic(write_file("hello.txt", "hi\n"), Text("Created hello.txt.")) as anthropic, FakeGemini(
-        default=Status(500)
-    ) as gemini:
+    with (
+        FakeAnthropic(write_file("hello.txt", "hi\n"), Text("Created hello.txt.")) as anthropic,
+        FakeGemini(default=Status(500)) as gemini,
+    ):
         env = {
             **isolated_claude_env(anthropic.url, tmp_path / "claude-home"),
             "AGENTPROXY_HOME": str(agentproxy_home),
@@ -128,9 +138,22 @@ def test_pa_with_gemini_down_finishes_on_the_offline_brain_and_never_shows_the_k
             "GOOGLE_GEMINI_BASE_URL": gemini.url,
         }
         done = subprocess.run(
-            [sys.executable, "-m", "agentproxy", "-d", str(project), "--claude-bin", CLAUDE_BIN, "--output", "json",
-             "Create hello.txt"],
-            env=env, capture_output=True, text=True, timeout=240,
+            [
+                sys.executable,
+                "-m",
+                "agentproxy",
+                "-d",
+                str(project),
+                "--claude-bin",
+                CLAUDE_BIN,
+                "--output",
+                "json",
+                "Create hello.txt",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
         )
     assert done.returncode == 0, done.stderr
     kinds = [json.loads(line)["kind"] for line in done.stdout.splitlines()]
@@ -153,9 +176,10 @@ def test_a_question_the_review_finds_is_answered_in_the_same_session_without_an_
             return Text("Wrote schema.sql with the users table.")
         return write_file("schema.sql", f"-- {request.last_user_text[-300:]!r}\n")
 
-    with FakeAnthropic(default=agent) as anthropic, FakeGemini(
-        one_subtask("Write schema.sql"), review_asks, Json({"answers": ["UUID"]}), PASSED
-    ) as gemini:
+    with (
+        FakeAnthropic(default=agent) as anthropic,
+        FakeGemini(one_subtask("Write schema.sql"), review_asks, Json({"answers": ["UUID"]}), PASSED) as gemini,
+    ):
         outcome, events, project = run("Write the schema", anthropic, gemini, tmp_path)
     assert outcome.status == "done", outcome.reason
     assert [e.purpose for e in events if isinstance(e, BrainCalled)] == ["plan", "review", "answer", "review"]

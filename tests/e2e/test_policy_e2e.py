@@ -20,7 +20,7 @@ from agentproxy.testing.fake_anthropic import FakeAnthropic, Text, ToolUse
 CLAUDE_BIN = find_claude_bin() or "claude"
 
 # A minimal MCP server over stdio (JSON-RPC, one message a line) with one tool that runs a command.
-MCP_SERVER = r'''
+MCP_SERVER = r"""
 import json, subprocess, sys
 TOOL = {"name": "run", "description": "Run a shell command",
         "inputSchema": {"type": "object", "properties": {"cmd": {"type": "string"}, "note": {"type": "string"}}}}
@@ -45,7 +45,7 @@ for line in sys.stdin:
         result = {}
     sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": ident, "result": result}) + "\n")
     sys.stdout.flush()
-'''
+"""
 
 
 @pytest.fixture
@@ -59,12 +59,30 @@ def bash(command: str) -> ToolUse:
     return ToolUse("Bash", {"command": command, "description": "run a command"})
 
 
-def run_pa(api: FakeAnthropic, project: Path, tmp_path: Path, home: Path, *extra: str, claude_bin: str = CLAUDE_BIN) -> list[dict[str, Any]]:
+def run_pa(
+    api: FakeAnthropic, project: Path, tmp_path: Path, home: Path, *extra: str, claude_bin: str = CLAUDE_BIN
+) -> list[dict[str, Any]]:
     env = {**isolated_claude_env(api.url, tmp_path / "claude-home"), "AGENTPROXY_HOME": str(home)}
     done = subprocess.run(
-        [sys.executable, "-m", "agentproxy", "-d", str(project), "--claude-bin", claude_bin, "--output", "json",
-         *extra, "Do the task"],
-        env=env, capture_output=True, text=True, timeout=180, start_new_session=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "agentproxy",
+            "-d",
+            str(project),
+            "--claude-bin",
+            claude_bin,
+            "--output",
+            "json",
+            *extra,
+            "Do the task",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        start_new_session=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return [json.loads(line) for line in done.stdout.splitlines()]

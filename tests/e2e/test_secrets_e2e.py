@@ -57,13 +57,16 @@ def test_the_agent_and_the_checks_never_see_the_supervisors_key_and_secrets_are_
     text_out, json_out = io.StringIO(), io.StringIO()
     events: list[Event] = []
     with FakeAnthropic(
-        ToolUse("Bash", {"command": "printenv > env.txt && echo 'k' > deploy.pem"}), Text(f"Saved it; MY_SERVICE_TOKEN is {SERVICE_TOKEN}.")
+        ToolUse("Bash", {"command": "printenv > env.txt && echo 'k' > deploy.pem"}),
+        Text(f"Saved it; MY_SERVICE_TOKEN is {SERVICE_TOKEN}."),
     ) as api:
         options = fake_api_options(api.url, project, tmp_path / "claude-home", checks=(check,))
         assert options.agent_env is not None and options.agent_env["GEMINI_API_KEY"] == GEMINI_KEY  # the copy has it
         outcome = run_task(
-            "Save the environment to env.txt", options,
-            subscribers=[events.append, TextView(text_out), JsonView(json_out)], timeout_s=180,
+            "Save the environment to env.txt",
+            options,
+            subscribers=[events.append, TextView(text_out), JsonView(json_out)],
+            timeout_s=180,
         )
 
     assert outcome.status == "done", outcome.reason
@@ -95,7 +98,9 @@ def test_the_agent_and_the_checks_never_see_the_supervisors_key_and_secrets_are_
     assert "not committed, as they look like secrets" in text_out.getvalue()
 
 
-def pa(project: Path, tmp_path: Path, agentproxy_home: Path, api: FakeAnthropic, *extra: str) -> subprocess.CompletedProcess[str]:
+def pa(
+    project: Path, tmp_path: Path, agentproxy_home: Path, api: FakeAnthropic, *extra: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         **isolated_claude_env(api.url, tmp_path / "claude-home"),
         "AGENTPROXY_HOME": str(agentproxy_home),
@@ -103,9 +108,22 @@ def pa(project: Path, tmp_path: Path, agentproxy_home: Path, api: FakeAnthropic,
         "MY_SERVICE_TOKEN": SERVICE_TOKEN,
     }
     return subprocess.run(
-        [sys.executable, "-m", "agentproxy", "-d", str(project), "--claude-bin", CLAUDE_BIN, *extra,
-         "Create hello.txt containing hi"],
-        env=env, capture_output=True, text=True, timeout=180, check=False,
+        [
+            sys.executable,
+            "-m",
+            "agentproxy",
+            "-d",
+            str(project),
+            "--claude-bin",
+            CLAUDE_BIN,
+            *extra,
+            "Create hello.txt containing hi",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
 
 
@@ -125,7 +143,7 @@ def user_repo_with_hook(project: Path, tmp_path: Path, hook: str) -> str:
 def test_a_failing_pre_commit_hook_fails_the_run_and_leaves_the_work_uncommitted(
     project: Path, tmp_path: Path, agentproxy_home: Path
 ) -> None:
-    initial = user_repo_with_hook(project, tmp_path, "echo \"lint failed: $MY_SERVICE_TOKEN\" >&2\nexit 1\n")
+    initial = user_repo_with_hook(project, tmp_path, 'echo "lint failed: $MY_SERVICE_TOKEN" >&2\nexit 1\n')
     with FakeAnthropic(write_file("hello.txt", "hi\n"), Text("Created hello.txt.")) as api:
         done = pa(project, tmp_path, agentproxy_home, api, "--check", "echo $MY_SERVICE_TOKEN")
 
@@ -134,7 +152,10 @@ def test_a_failing_pre_commit_hook_fails_the_run_and_leaves_the_work_uncommitted
     assert git(project, "rev-parse", "HEAD").strip() == initial  # nothing committed
     assert (project / "hello.txt").read_text() == "hi\n"  # the work is left for inspection
     assert "hello.txt" in git(project, "status", "--porcelain")
-    assert "■ failed: the work is done but could not be committed: the commit was refused by a git hook (pre-commit)" in done.stdout
+    assert (
+        "■ failed: the work is done but could not be committed: the commit was refused by a git hook (pre-commit)"
+        in done.stdout
+    )
     assert "lint failed: [redacted]" in done.stdout and "changes left uncommitted" in done.stdout
     log_file = agentproxy_home / "data" / config.LOG_FILE
     for shown in (done.stdout, done.stderr, log_file.read_text()):
@@ -150,5 +171,7 @@ def test_a_passing_pre_commit_hook_lets_the_commit_happen(project: Path, tmp_pat
     assert (tmp_path / "hook-ran").is_file()
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert events[-1]["kind"] == "session_finished" and events[-1]["status"] == "done"
-    assert git(project, "log", "--format=%s", f"{initial}..HEAD").splitlines() == ["agentproxy: Create hello.txt containing hi"]
+    assert git(project, "log", "--format=%s", f"{initial}..HEAD").splitlines() == [
+        "agentproxy: Create hello.txt containing hi"
+    ]
     assert git(project, "status", "--porcelain") == ""

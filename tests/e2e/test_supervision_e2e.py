@@ -155,7 +155,7 @@ def test_the_same_failing_check_after_two_follow_ups_ends_the_subtask(tmp_path: 
             return Text("Changed value.py.")
         return write_file("value.py", f"VALUE = {next(attempts)}\n")
 
-    check = f'{sys.executable} -c "import sys; sys.exit(\'wrong answer\')"'
+    check = f"{sys.executable} -c \"import sys; sys.exit('wrong answer')\""
     with FakeAnthropic(default=model) as api:
         outcome, events = run("Make the check pass", options_for(api, tmp_path, checks=(check,), max_attempts=5))
     assert outcome.status == "failed"
@@ -196,9 +196,22 @@ def test_ctrl_c_during_a_pause_exits_130_at_once(tmp_path: Path, agentproxy_home
     with FakeAnthropic(Error(429, "rate_limit_error", f"usage limit reached|{resets}")) as api:
         env = {**isolated_claude_env(api.url, tmp_path / "claude-home"), "AGENTPROXY_HOME": str(agentproxy_home)}
         pa = subprocess.Popen(
-            [sys.executable, "-m", "agentproxy", "-d", str(project), "--claude-bin", find_claude_bin() or "claude",
-             "--output", "json", "Write done.txt"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "agentproxy",
+                "-d",
+                str(project),
+                "--claude-bin",
+                find_claude_bin() or "claude",
+                "--output",
+                "json",
+                "Write done.txt",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert pa.stdout is not None
         lines = []

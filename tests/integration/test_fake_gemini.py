@@ -90,7 +90,10 @@ def test_structured_output_round_trip_carries_schema_image_system_and_temperatur
     assert (usage.prompt_token_count, usage.candidates_token_count, usage.total_token_count) == (11, 7, 18)
     [request] = api.requests
     assert (request.api_version, request.model, request.method, request.api_key) == (
-        "v1", MODEL, "generateContent", API_KEY
+        "v1",
+        MODEL,
+        "generateContent",
+        API_KEY,
     )
     assert request.body["generationConfig"]["responseSchema"] == VERDICT_SCHEMA  # a dict goes as-is
     assert request.schema == VERDICT_SCHEMA
@@ -251,7 +254,7 @@ def test_closing_the_fake_cuts_a_hang_short() -> None:
         def call() -> None:
             try:
                 ask(client)
-            except Exception as exc:  # noqa: BLE001 - the test inspects whatever the SDK raised
+            except Exception as exc:
                 outcome.append(exc)
 
         caller = threading.Thread(target=call)
@@ -266,9 +269,8 @@ def test_closing_the_fake_cuts_a_hang_short() -> None:
 def test_a_temporary_client_is_closed_before_it_sends() -> None:
     """SDK quirk: ``genai.Client(...).models.generate_content(...)`` drops the Client, whose __del__
     closes the shared HTTP client before the call."""
-    with FakeGemini() as api:
-        with pytest.raises(RuntimeError, match="client has been closed"):
-            client_for(api.url).models.generate_content(model=MODEL, contents="hi")
+    with FakeGemini() as api, pytest.raises(RuntimeError, match="client has been closed"):
+        client_for(api.url).models.generate_content(model=MODEL, contents="hi")
 
     assert api.requests == []
 

@@ -69,7 +69,11 @@ def test_model_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.parametrize(
     "bad",
-    [RawText("{not json"), Json({"subtasks": []}), Json({"subtasks": [{"id": "1", "title": "t", "instructions": "i", "depends_on": ["1"]}]})],
+    [
+        RawText("{not json"),
+        Json({"subtasks": []}),
+        Json({"subtasks": [{"id": "1", "title": "t", "instructions": "i", "depends_on": ["1"]}]}),
+    ],
     ids=["malformed-json", "no-subtasks", "cycle"],
 )
 def test_bad_output_is_asked_for_once_more(bad) -> None:
@@ -99,7 +103,9 @@ def test_repeated_500s_fall_back_and_then_stop_calling() -> None:
     with FakeGemini(default=Status(500)) as api:
         brain = ResilientBrain(brain_for(api, events, retry_attempts=2), max_failures=2)
         for _ in range(3):
-            assert brain.answer([AgentQuestion(question="DB?", options=[Option(label="SQLite")])], Situation("t")) == ["SQLite"]
+            assert brain.answer([AgentQuestion(question="DB?", options=[Option(label="SQLite")])], Situation("t")) == [
+                "SQLite"
+            ]
         calls_after_giving_up = len(api.requests)
         brain.plan("task", Knowledge())
     assert calls_after_giving_up == 4  # 2 calls x 2 SDK attempts, then none
@@ -178,7 +184,9 @@ def test_context_documents_images_and_conversation_reach_the_request(tmp_path: P
     knowledge = Knowledge(project=project, exchanges=("Q: DB?\nA: SQLite",))
     question = AgentQuestion(question="Which style?", options=[Option(label="camelCase"), Option(label="snake_case")])
     with FakeGemini(Json({"answers": ["snake_case"]})) as api:
-        answers = brain_for(api, []).answer([question], Situation("Add login", knowledge=knowledge, transcript_tail="…"))
+        answers = brain_for(api, []).answer(
+            [question], Situation("Add login", knowledge=knowledge, transcript_tail="…")
+        )
     assert answers == ["snake_case"]
     request = api.requests[0]
     assert "Use snake_case everywhere." in request.text and "Q: DB?\nA: SQLite" in request.text

@@ -268,8 +268,7 @@ def test_failure_report_respects_max_chars(max_chars: int) -> None:
 
 def test_failure_report_names_every_failing_command_even_when_outputs_are_long() -> None:
     results = [
-        CheckResult(command=f"check-{n}", exit_code=n + 1, output_tail="z" * 5000 + f"\nlast {n}")
-        for n in range(3)
+        CheckResult(command=f"check-{n}", exit_code=n + 1, output_tail="z" * 5000 + f"\nlast {n}") for n in range(3)
     ]
 
     report = failure_report(results, max_chars=1200)

@@ -33,7 +33,9 @@ def test_write_transcript_init_tool_use_and_result():
     parsed = [wire.parse_line(line) for line in _lines(SAMPLES / "claude_stream_json_write_2.1.330.jsonl")]
     init = parsed[0]
     assert isinstance(init, wire.SystemLine) and init.subtype == "init" and init.session_id
-    tool_uses = [b for p in parsed if isinstance(p, wire.AssistantLine) for b in p.message.content if b.type == "tool_use"]
+    tool_uses = [
+        b for p in parsed if isinstance(p, wire.AssistantLine) for b in p.message.content if b.type == "tool_use"
+    ]
     assert [(b.name, b.input["content"]) for b in tool_uses] == [("Write", "print('hello')\n")]
     result = parsed[-1]
     assert isinstance(result, wire.ResultLine)

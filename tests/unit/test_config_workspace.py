@@ -32,8 +32,17 @@ def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL",
-                 "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CEILING_DIRECTORIES"):
+    for name in (
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "EMAIL",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_CEILING_DIRECTORIES",
+    ):
         monkeypatch.delenv(name, raising=False)
     # Never let a test directory be taken for part of a repository above tmp_path.
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
@@ -443,8 +452,13 @@ def test_in_a_subdirectory_of_a_bigger_repo_only_the_subdirectory_is_committed(t
 
 # --- secrets and hooks -------------------------------------------------------------------------
 
-SECRET_FILES = {".env": "GEMINI_API_KEY=AIza-secret\n", "id_rsa": "-----BEGIN KEY-----\n", "certs/server.pem": "pem\n",
-                ".env.production": "X=1\n", "gcp-service-account.json": "{}\n"}
+SECRET_FILES = {
+    ".env": "GEMINI_API_KEY=AIza-secret\n",
+    "id_rsa": "-----BEGIN KEY-----\n",
+    "certs/server.pem": "pem\n",
+    ".env.production": "X=1\n",
+    "gcp-service-account.json": "{}\n",
+}
 SHARED_FILES = {".env.example": "GEMINI_API_KEY=\n", "id_rsa.pub": "ssh-rsa AAAA\n", "app.py": "x = 1\n"}
 
 

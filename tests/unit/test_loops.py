@@ -24,7 +24,11 @@ def test_the_same_call_with_the_same_result_n_times_is_a_loop() -> None:
 
 def test_results_that_differ_only_in_durations_and_ids_count_as_the_same() -> None:
     detector = StuckDetector(repeats=3)
-    results = ["FAILED in 0.51s (run 3f9a2b7c11aa)", "FAILED in 0.73s (run 99aa00bb11cc)", "FAILED in 1.2s (run 0123456789ab)"]
+    results = [
+        "FAILED in 0.51s (run 3f9a2b7c11aa)",
+        "FAILED in 0.73s (run 99aa00bb11cc)",
+        "FAILED in 1.2s (run 0123456789ab)",
+    ]
     assert [step(detector, "Bash", {"command": "pytest"}, r) for r in results][-1] is not None
 
 
@@ -49,7 +53,10 @@ def test_an_a_b_alternation_is_a_loop() -> None:
 def test_the_same_error_from_different_calls_is_a_loop() -> None:
     detector = StuckDetector(repeats=4)
     commands = ["npm test", "npm run test", "npx jest", "yarn test"]
-    outcomes = [step(detector, "Bash", {"command": c}, [{"type": "text", "text": "sh: 1: jest: not found"}], True) for c in commands]
+    outcomes = [
+        step(detector, "Bash", {"command": c}, [{"type": "text", "text": "sh: 1: jest: not found"}], True)
+        for c in commands
+    ]
     assert outcomes[-1] is not None and "same error" in outcomes[-1] and "jest: not found" in outcomes[-1]
 
 

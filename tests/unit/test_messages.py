@@ -99,7 +99,11 @@ def test_question_answered_round_trips_any_text(subtask_id, answers, by, at):
     assert m.event_msgpack_decoder.decode(m.to_msgpack(event)) == event
 
 
-@given(tool_input=st.dictionaries(texts, st.one_of(texts, st.integers(-(2**63), 2**63 - 1), st.booleans(), st.none()), max_size=6))
+@given(
+    tool_input=st.dictionaries(
+        texts, st.one_of(texts, st.integers(-(2**63), 2**63 - 1), st.booleans(), st.none()), max_size=6
+    )
+)
 def test_judge_tool_carries_arbitrary_tool_input(tool_input):
     message = m.JudgeTool(worker="w", subtask_id="1", request_id="r", tool_name="Bash", tool_input=tool_input)
     assert m.msg_msgpack_decoder.decode(m.to_msgpack(message)) == message

@@ -161,7 +161,9 @@ def test_precision_and_recall_on_the_corpus(use_made_changes: bool) -> None:
         for item, p, a in zip(items, predicted, actual)
         if p != a
     )
-    assert precision >= 0.85 and recall >= 0.90, f"precision {precision:.2f} recall {recall:.2f}; misclassified:\n{wrong}"
+    assert precision >= 0.85 and recall >= 0.90, (
+        f"precision {precision:.2f} recall {recall:.2f}; misclassified:\n{wrong}"
+    )
 
 
 # --- each cue --------------------------------------------------------------------------------------
@@ -219,7 +221,7 @@ def test_offers_and_conditional_follow_ups_are_reports(text: str) -> None:
     "text",
     [
         'I added an FAQ entry that answers "How do I reset my password?" with a link.',
-        "The mapper now uses `user?.name ?: \"unknown\"`; the crash is gone.",
+        'The mapper now uses `user?.name ?: "unknown"`; the crash is gone.',
         "Deployed to https://staging.example.com/?v=2 and the health check passes.",
         "Why was it slow? The cache key included a timestamp. I removed it; builds take 9s now.",
     ],
@@ -230,7 +232,9 @@ def test_a_question_mark_that_is_not_an_ask_is_ignored(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("made_changes", "expected"), [(False, True), (None, True), (True, False)], ids=["plan-only", "unknown", "after-work"]
+    ("made_changes", "expected"),
+    [(False, True), (None, True), (True, False)],
+    ids=["plan-only", "unknown", "after-work"],
 )
 def test_made_changes_decides_a_bare_proceed(made_changes: bool | None, expected: bool) -> None:
     assert looks_like_question("Would you like me to proceed?", made_changes=made_changes) is expected
@@ -238,7 +242,9 @@ def test_made_changes_decides_a_bare_proceed(made_changes: bool | None, expected
 
 def test_a_proceed_after_a_plan_is_a_question_and_after_completed_work_an_offer() -> None:
     assert looks_like_question(PLAN + "Would you like me to proceed?")
-    assert not looks_like_question("I split `db.py` and all 40 tests pass.\n\nWould you like me to proceed with the docs?")
+    assert not looks_like_question(
+        "I split `db.py` and all 40 tests pass.\n\nWould you like me to proceed with the docs?"
+    )
 
 
 def test_completion_statements_turn_a_yes_no_question_into_an_offer_when_made_changes_is_unknown() -> None:

@@ -30,7 +30,11 @@ def test_limits_are_recognised(status: int | None, error_type: str, text: str) -
 
 @pytest.mark.parametrize(
     ("status", "text"),
-    [(500, "API Error: 500 Internal server error"), (400, "invalid_request_error: prompt is too long"), (None, "error_max_turns")],
+    [
+        (500, "API Error: 500 Internal server error"),
+        (400, "invalid_request_error: prompt is too long"),
+        (None, "error_max_turns"),
+    ],
 )
 def test_other_failures_are_not_limits(status: int | None, text: str) -> None:
     assert limit_of(status, "", text, None, NOW) is None

@@ -52,7 +52,7 @@ def test_bash_c_and_eval_strings_are_parsed_too() -> None:
 
 
 def test_substitutions_are_commands_and_feed_the_command_around_them() -> None:
-    parsed = _parsed("bash <(curl x); sh -c \"$(wget -qO- y)\"; curl z | tee f | sh")
+    parsed = _parsed('bash <(curl x); sh -c "$(wget -qO- y)"; curl z | tee f | sh')
     by_program = {c.program: c for c in parsed.commands}
     assert ("curl", "x") in [c.words for c in parsed.commands]
     assert by_program["bash"].fed_by == ("curl",)
@@ -63,8 +63,12 @@ def test_substitutions_are_commands_and_feed_the_command_around_them() -> None:
 def test_redirections_keep_their_targets_and_fd_duplications() -> None:
     (command,) = _parsed("cmd > out 2>&1 >> log &> both 2>/dev/null < in").commands
     assert command.redirects == (
-        Redirect(">", "out"), Redirect(">&", "&1"), Redirect(">>", "log"), Redirect("&>", "both"),
-        Redirect(">", "/dev/null"), Redirect("<", "in"),
+        Redirect(">", "out"),
+        Redirect(">&", "&1"),
+        Redirect(">>", "log"),
+        Redirect("&>", "both"),
+        Redirect(">", "/dev/null"),
+        Redirect("<", "in"),
     )
     assert [r.writes for r in command.redirects] == [True, False, True, True, True, False]
 
@@ -72,7 +76,9 @@ def test_redirections_keep_their_targets_and_fd_duplications() -> None:
 def test_cd_is_followed_within_the_line_but_not_out_of_a_subshell() -> None:
     commands = _parsed("(cd /tmp && ls) && cd src && rm x; cd - && rm y").commands
     assert [(c.program, c.cd) for c in commands if c.program in ("ls", "rm")] == [
-        ("ls", ("/tmp",)), ("rm", ("src",)), ("rm", None),
+        ("ls", ("/tmp",)),
+        ("rm", ("src",)),
+        ("rm", None),
     ]
 
 
@@ -116,7 +122,11 @@ def test_nesting_too_deep_for_bashlex_is_split_with_shlex() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(list("ab -c;|&()<>{}$`'\"\\~*\n=#!:") + ["bash -c ", "$(", "<<EOF\n", "for i in "]), max_size=40).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(list("ab -c;|&()<>{}$`'\"\\~*\n=#!:") + ["bash -c ", "$(", "<<EOF\n", "for i in "]), max_size=40
+    ).map("".join)
+)
 def test_parse_bash_never_raises(command: str) -> None:
     parsed = parse_bash(command)
     assert parsed is None or isinstance(parsed, ParsedCommand)

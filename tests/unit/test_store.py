@@ -87,16 +87,34 @@ def test_projections(store: SessionStore) -> None:
     for event in [
         SubtaskStarted(session_id=sid, at=10.0, subtask_id="s1", title="first"),
         AgentStarted(session_id=sid, at=11.0, subtask_id="s1", agent_session_id="agent-a"),
-        AgentFinished(session_id=sid, at=12.0, subtask_id="s1", agent_session_id="agent-a", is_error=False,
-                      usage=Usage(cost_usd=0.25)),
+        AgentFinished(
+            session_id=sid,
+            at=12.0,
+            subtask_id="s1",
+            agent_session_id="agent-a",
+            is_error=False,
+            usage=Usage(cost_usd=0.25),
+        ),
         SubtaskStarted(session_id=sid, at=13.0, subtask_id="s1", title="first", attempt=2),
-        AgentFinished(session_id=sid, at=14.0, subtask_id="s1", agent_session_id="agent-a", is_error=False,
-                      usage=Usage(cost_usd=0.5)),
+        AgentFinished(
+            session_id=sid,
+            at=14.0,
+            subtask_id="s1",
+            agent_session_id="agent-a",
+            is_error=False,
+            usage=Usage(cost_usd=0.5),
+        ),
         SubtaskFinished(session_id=sid, at=15.0, subtask_id="s1", status="done"),
         SubtaskStarted(session_id=sid, at=16.0, subtask_id="s2", title="second"),
         AgentStarted(session_id=sid, at=17.0, subtask_id="s2", agent_session_id="agent-b"),
-        AgentFinished(session_id=sid, at=18.0, subtask_id="s2", agent_session_id="agent-b", is_error=True,
-                      usage=Usage(cost_usd=1.0)),
+        AgentFinished(
+            session_id=sid,
+            at=18.0,
+            subtask_id="s2",
+            agent_session_id="agent-b",
+            is_error=True,
+            usage=Usage(cost_usd=1.0),
+        ),
         SubtaskFinished(session_id=sid, at=19.0, subtask_id="s2", status="failed", reason="checks failed"),
         SessionFinished(session_id=sid, at=20.0, status="failed", reason="s2 failed", cost_usd=1.75),
     ]:
@@ -218,8 +236,11 @@ def test_summaries_newest_first_per_working_dir(store: SessionStore, monkeypatch
         store.set_summary(sid, f"summary of {sid}")
     store.set_summary(ids[3], "")  # an empty summary says nothing: not listed
     recent = store.recent_summaries("/w")
-    assert recent == [(ids[1], f"summary of {ids[1]}", 1003.0), (ids[0], f"summary of {ids[0]}", 1001.0),
-                      (ids[2], f"summary of {ids[2]}", 1000.0)]
+    assert recent == [
+        (ids[1], f"summary of {ids[1]}", 1003.0),
+        (ids[0], f"summary of {ids[0]}", 1001.0),
+        (ids[2], f"summary of {ids[2]}", 1000.0),
+    ]
     assert [sid for sid, _, _ in store.recent_summaries("/w", limit=2)] == [ids[1], ids[0]]
     assert store.recent_summaries("/nowhere") == []
     with pytest.raises(UnknownSessionError):
@@ -286,8 +307,17 @@ def test_threads_share_one_store(store: SessionStore) -> None:
 
     def record_many(worker: int) -> None:
         for i in range(25):
-            store.record(AgentFinished(session_id=sid, at=1.0, subtask_id=f"w{worker}", agent_session_id="a",
-                                       is_error=False, usage=Usage(cost_usd=0.01), num_turns=i))
+            store.record(
+                AgentFinished(
+                    session_id=sid,
+                    at=1.0,
+                    subtask_id=f"w{worker}",
+                    agent_session_id="a",
+                    is_error=False,
+                    usage=Usage(cost_usd=0.01),
+                    num_turns=i,
+                )
+            )
 
     threads = [threading.Thread(target=record_many, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -301,7 +331,11 @@ def test_threads_share_one_store(store: SessionStore) -> None:
 
 def test_brain_calls_add_up_apart_from_the_agents_cost(store: SessionStore) -> None:
     sid = store.create_session("t", "/w", [])
-    store.record(AgentFinished(session_id=sid, at=1.0, subtask_id="1", agent_session_id="a", is_error=False, usage=Usage(cost_usd=0.5)))
+    store.record(
+        AgentFinished(
+            session_id=sid, at=1.0, subtask_id="1", agent_session_id="a", is_error=False, usage=Usage(cost_usd=0.5)
+        )
+    )
     for cost in (0.001, 0.002):
         store.record(BrainCalled(session_id=sid, at=1.0, purpose="plan", model="m", ok=True, cost_usd=cost))
     row = store.get(sid)

@@ -28,8 +28,12 @@ def test_a_failing_check_shows_the_line_that_names_the_error() -> None:
 
 
 def test_the_plan_shows_order_and_checks() -> None:
-    plan = Plan(subtasks=[Subtask(id="1", title="API", instructions="x", checks=["pytest -q"]),
-                          Subtask(id="2", title="UI", instructions="y", depends_on=["1"])])
+    plan = Plan(
+        subtasks=[
+            Subtask(id="1", title="API", instructions="x", checks=["pytest -q"]),
+            Subtask(id="2", title="UI", instructions="y", depends_on=["1"]),
+        ]
+    )
     line = describe(PlanMade(plan=plan, brain="gemini"))
     assert line == "  plan (gemini brain): 2 subtasks\n    1. API  (check: pytest -q)\n    2. UI  (after 1)"
 
@@ -71,7 +75,9 @@ def hostile_events() -> list:
     return [
         AgentSaid(subtask_id="1", text=f"ok ✓ é 中{HOSTILE}done"),
         AgentUsedTool(subtask_id="1", tool="Bash", detail=f"echo ✓ é 中{HOSTILE}done"),
-        ChecksRan(subtask_id="1", results=[CheckResult(command="pytest", exit_code=1, output_tail=f"{HOSTILE}✓ é 中 Error")]),
+        ChecksRan(
+            subtask_id="1", results=[CheckResult(command="pytest", exit_code=1, output_tail=f"{HOSTILE}✓ é 中 Error")]
+        ),
         SubtaskFinished(subtask_id="1", status="failed", reason=f"✓ é 中{HOSTILE}done"),
         Notice(level="warning", text=f"✓ é 中{HOSTILE}done"),
     ]
