@@ -8,7 +8,7 @@ from types import TracebackType
 
 import pykka
 
-from agentproxy.messages import ActorFailed, Event, Msg, Record
+from agentproxy.messages import ActorFailed, AnyEvent, Msg, Record
 
 log = logging.getLogger("agentproxy.actors")
 
@@ -82,7 +82,7 @@ class SupervisedActor(pykka.ThreadingActor):
         self.name = name
         self.directory = directory
 
-    def record(self, event: Event) -> None:
+    def record(self, event: AnyEvent) -> None:
         self.directory.tell(CONTEXT_KEEPER, Record(event=event))
 
     def release(self) -> None:

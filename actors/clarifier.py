@@ -51,6 +51,6 @@ class Clarifier(SupervisedActor):
             human = ask_on_terminal(ask.questions, answers, self.options.ask_human_timeout_s)
             by = "human" if human != answers else by
             answers = human
-        by_question = {question.question: answer for question, answer in zip(ask.questions, answers)}
+        by_question = {question.question: answer for question, answer in zip(ask.questions, answers, strict=True)}
         self.record(QuestionAnswered(subtask_id=ask.subtask_id, answers=by_question, by=by))
         self.directory.tell(ask.worker, Answer(request_id=ask.request_id, answers=by_question))

@@ -11,6 +11,7 @@ pauses on a timer thread and then continues the same agent session.
 from __future__ import annotations
 
 import collections
+import contextlib
 import random
 import threading
 import time
@@ -224,8 +225,10 @@ class ClaudeWorker(SupervisedActor):
                 for block in message.content:
                     self.on_content(block)
             case wire.UserLine() as echo:
-                for block in echo.tool_results():
-                    if loop := self.detector.returned(block.tool_use_id, block.content, block.is_error):
+                for tool_result in echo.tool_results():
+                    if loop := self.detector.returned(
+                        tool_result.tool_use_id, tool_result.content, tool_result.is_error
+                    ):
                         self.on_loop(loop)
             case wire.ControlRequestLine() as request:
                 self.on_control_request(request)
@@ -458,10 +461,8 @@ PendingRequest = Ask | JudgeTool
 
 def _tell_quietly(ref, message) -> None:
     """Reader and watchdog threads outlive a stopped actor; their last words may go nowhere."""
-    try:
+    with contextlib.suppress(pykka.ActorDeadError):  # the actor was stopped or restarted
         ref.tell(message)
-    except pykka.ActorDeadError:  # the actor was stopped or restarted
-        pass
 
 
 def _questions_from_tool(tool_input: dict[str, Any]) -> list[AgentQuestion]:

@@ -409,7 +409,10 @@ def subtask_prompt(run: RunTask, subtask: Subtask, total: int) -> str:
     parts = [
         subtask.instructions
         if total == 1
-        else f"Overall task: {run.task}\n\nYour part ({subtask.id} of {total}): {subtask.title}\n\n{subtask.instructions}"
+        else (
+            f"Overall task: {run.task}\n\n"
+            f"Your part ({subtask.id} of {total}): {subtask.title}\n\n{subtask.instructions}"
+        )
     ]
     if subtask.criteria:
         parts.append("Acceptance criteria:\n" + "\n".join(f"- {c}" for c in subtask.criteria))

@@ -11,6 +11,7 @@ escalates at once: its record of outstanding work died with it (the session stay
 from __future__ import annotations
 
 import collections
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -93,9 +94,9 @@ class Supervisor(pykka.ThreadingActor):
     def escalate(self, name: str, error: str) -> None:
         self.directory.unbind(name)
         reason = f"{error} ({len(self.crashes[name])} crashes within {self.period_s:g}s)"
-        if name == DISPATCHER or not self.directory.tell(DISPATCHER, Escalated(name=name, reason=reason)):
-            if self.on_escalate is not None:
-                self.on_escalate(name, reason)
+        told_dispatcher = name != DISPATCHER and self.directory.tell(DISPATCHER, Escalated(name=name, reason=reason))
+        if not told_dispatcher and self.on_escalate is not None:
+            self.on_escalate(name, reason)
 
     def on_stop(self) -> None:
         """Stop children in reverse start order (workers first), each bounded."""
@@ -110,7 +111,5 @@ class Supervisor(pykka.ThreadingActor):
             ref = self.directory.unbind(name)
             if ref is not None:
                 holds_resources = name.startswith(WORKER_PREFIX) or name == CONTEXT_KEEPER
-                try:
+                with contextlib.suppress(pykka.Timeout):
                     ref.stop(block=True, timeout=STOP_TIMEOUT_S if holds_resources else QUICK_STOP_TIMEOUT_S)
-                except pykka.Timeout:
-                    pass

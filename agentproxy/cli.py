@@ -206,7 +206,10 @@ def pa(
             "--check",
             metavar="CMD",
             parser=text_value,
-            help="A check command that must pass (repeatable; default: detect pytest, npm test, cargo test, go test, make test).",
+            help=(
+                "A check command that must pass"
+                " (repeatable; default: detect pytest, npm test, cargo test, go test, make test)."
+            ),
         ),
     ] = None,
     max_attempts: Annotated[

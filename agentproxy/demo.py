@@ -68,7 +68,7 @@ def run_demo() -> int:
     print("Claude Code's stream-json and control protocol, so the supervisor drives it like the real CLI.\n")
     options = RunOptions(
         working_dir=project,
-        agent_command=(sys.executable, "-m", "agentproxy.testing.scripted_agent", "--script", str(script)),
+        agent_command=(sys.executable, "-m", "agentproxy.scripted_agent", "--script", str(script)),
         checks=(f"{shlex.quote(sys.executable)} -m unittest discover -q",),
         check_timeout_s=60,
         silence_timeout_s=30,

@@ -8,8 +8,7 @@
     ├── AgentError            a coding-agent process could not be started or driven
     ├── WorkspaceError        a git operation on the working directory failed
     ├── StoreError            the session store could not be read or written
-    ├── BrainError            the supervisor's LLM failed; callers fall back to the offline brain
-    └── EscalationError       the Supervisor gave up restarting an actor; the session ends
+    └── BrainError            the supervisor's LLM failed; callers fall back to the offline brain
 
 Errors of libraries underneath are translated at the edge with ``raise ... from exc``.
 Messages are one line and never contain secrets.
@@ -52,7 +51,3 @@ class StoreError(AgentProxyError):
 
 class BrainError(AgentProxyError):
     """The supervisor's LLM did not give a usable answer."""
-
-
-class EscalationError(AgentProxyError):
-    """An actor kept crashing past the restart intensity; the session ends."""

@@ -23,7 +23,7 @@ def ask_on_terminal(
     fd = sys.stdin.fileno() if stdin_fd is None else stdin_fd
     out = out or sys.stderr
     answers = []
-    for question, default in zip(questions, defaults):
+    for question, default in zip(questions, defaults, strict=True):
         out.write(f"\n? {question.question}\n")
         for number, option in enumerate(question.options, start=1):
             out.write(f"  {number}. {option.label}" + (f" - {option.description}" if option.description else "") + "\n")

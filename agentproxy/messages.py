@@ -7,12 +7,13 @@ Two channels, each a tagged union of frozen msgspec Structs:
 - ``Msg`` (tag ``msg``): requests and replies between actors.
 
 Both encode to JSON and msgpack with the module-level codecs below. New fields get defaults, so
-an older peer can still decode a newer message.
+an older peer can still decode a newer message. Every subclass repeats ``frozen=True``: msgspec
+inherits it, but type checkers following PEP 681 (dataclass_transform) do not.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import msgspec
 
@@ -24,7 +25,7 @@ class Data(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Base of the value types carried by events and messages."""
 
 
-class Subtask(Data):
+class Subtask(Data, frozen=True):
     id: str
     title: str
     instructions: str
@@ -35,24 +36,24 @@ class Subtask(Data):
     expects_changes: bool = True  # False for work that changes nothing by nature (explain, review, list)
 
 
-class Plan(Data):
+class Plan(Data, frozen=True):
     subtasks: list[Subtask]
     rationale: str = ""
 
 
-class Option(Data):
+class Option(Data, frozen=True):
     label: str
     description: str = ""
 
 
-class AgentQuestion(Data):
+class AgentQuestion(Data, frozen=True):
     question: str
     header: str = ""
     options: list[Option] = []
     multi_select: bool = False
 
 
-class CheckResult(Data):
+class CheckResult(Data, frozen=True):
     command: str
     exit_code: int
     output_tail: str = ""
@@ -64,14 +65,14 @@ class CheckResult(Data):
         return self.exit_code == 0 and not self.timed_out
 
 
-class Verdict(Data):
+class Verdict(Data, frozen=True):
     passed: bool
     findings: list[str] = []
     follow_up: str = ""  # the instruction for the agent when not passed
     question: str = ""  # the agent's final message asks the user this: answer it rather than judge the work
 
 
-class Usage(Data):
+class Usage(Data, frozen=True):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -82,6 +83,7 @@ class Usage(Data):
 
 SessionStatus = Literal["running", "done", "failed", "interrupted"]
 SubtaskStatus = Literal["pending", "running", "done", "failed"]
+BrainPurpose = Literal["plan", "answer", "review", "judge"]
 
 
 class Event(msgspec.Struct, tag_field="kind", frozen=True, kw_only=True, omit_defaults=True):
@@ -89,56 +91,56 @@ class Event(msgspec.Struct, tag_field="kind", frozen=True, kw_only=True, omit_de
     at: float = 0.0
 
 
-class SessionStarted(Event, tag="session_started"):
+class SessionStarted(Event, tag="session_started", frozen=True):
     task: str
     working_dir: str
     screenshots: list[str] = []
     continued: bool = False
 
 
-class ContextLoaded(Event, tag="context_loaded"):
+class ContextLoaded(Event, tag="context_loaded", frozen=True):
     sources: list[str] = []
     chars: int = 0
     images: int = 0
 
 
-class PlanMade(Event, tag="plan_made"):
+class PlanMade(Event, tag="plan_made", frozen=True):
     plan: Plan
     brain: str
 
 
-class SubtaskStarted(Event, tag="subtask_started"):
+class SubtaskStarted(Event, tag="subtask_started", frozen=True):
     subtask_id: str
     title: str
     attempt: int = 1
 
 
-class AgentStarted(Event, tag="agent_started"):
+class AgentStarted(Event, tag="agent_started", frozen=True):
     subtask_id: str
     agent_session_id: str
     model: str = ""
     cwd: str = ""
 
 
-class AgentSaid(Event, tag="agent_said"):
+class AgentSaid(Event, tag="agent_said", frozen=True):
     subtask_id: str
     text: str
 
 
-class AgentUsedTool(Event, tag="agent_used_tool"):
+class AgentUsedTool(Event, tag="agent_used_tool", frozen=True):
     subtask_id: str
     tool: str
     detail: str = ""
 
 
-class AgentRetrying(Event, tag="agent_retrying"):
+class AgentRetrying(Event, tag="agent_retrying", frozen=True):
     subtask_id: str
     attempt: int
     error_status: int | None = None
     delay_ms: int = 0
 
 
-class AgentPaused(Event, tag="agent_paused"):
+class AgentPaused(Event, tag="agent_paused", frozen=True):
     """A rate or usage limit ended the agent's turn: it waits, then continues the same agent session."""
 
     subtask_id: str
@@ -147,7 +149,7 @@ class AgentPaused(Event, tag="agent_paused"):
     until: float = 0.0  # epoch seconds
 
 
-class Stuck(Event, tag="stuck"):
+class Stuck(Event, tag="stuck", frozen=True):
     """The agent repeats itself: refocused the first time, failed the second."""
 
     subtask_id: str
@@ -155,26 +157,26 @@ class Stuck(Event, tag="stuck"):
     action: Literal["refocus", "failed"]
 
 
-class ToolDecided(Event, tag="tool_decided"):
+class ToolDecided(Event, tag="tool_decided", frozen=True):
     subtask_id: str
     tool: str
     allowed: bool
     reason: str
 
 
-class QuestionAsked(Event, tag="question_asked"):
+class QuestionAsked(Event, tag="question_asked", frozen=True):
     subtask_id: str
     questions: list[AgentQuestion]
     via: Literal["tool", "final_text"] = "tool"
 
 
-class QuestionAnswered(Event, tag="question_answered"):
+class QuestionAnswered(Event, tag="question_answered", frozen=True):
     subtask_id: str
     answers: dict[str, str]
     by: str
 
 
-class AgentFinished(Event, tag="agent_finished"):
+class AgentFinished(Event, tag="agent_finished", frozen=True):
     subtask_id: str
     agent_session_id: str
     is_error: bool
@@ -184,49 +186,49 @@ class AgentFinished(Event, tag="agent_finished"):
     api_error_status: int | None = None
 
 
-class ChecksRan(Event, tag="checks_ran"):
+class ChecksRan(Event, tag="checks_ran", frozen=True):
     subtask_id: str
     results: list[CheckResult]
 
 
-class Reviewed(Event, tag="reviewed"):
+class Reviewed(Event, tag="reviewed", frozen=True):
     subtask_id: str
     verdict: Verdict
     attempt: int = 1
 
 
-class FollowUpSent(Event, tag="follow_up_sent"):
+class FollowUpSent(Event, tag="follow_up_sent", frozen=True):
     subtask_id: str
     attempt: int
     instruction: str
 
 
-class SubtaskFinished(Event, tag="subtask_finished"):
+class SubtaskFinished(Event, tag="subtask_finished", frozen=True):
     subtask_id: str
     status: SubtaskStatus
     reason: str = ""
 
 
-class ActorRestarted(Event, tag="actor_restarted"):
+class ActorRestarted(Event, tag="actor_restarted", frozen=True):
     actor: str
     reason: str
     restarts: int
 
 
-class Notice(Event, tag="notice"):
+class Notice(Event, tag="notice", frozen=True):
     text: str
     level: Literal["info", "warning", "error"] = "info"
 
 
-class Committed(Event, tag="committed"):
+class Committed(Event, tag="committed", frozen=True):
     commit: str
     message: str
 
 
-class BrainCalled(Event, tag="brain_called"):
+class BrainCalled(Event, tag="brain_called", frozen=True):
     """One call of the supervisor's own LLM, with what it cost."""
 
-    purpose: Literal["plan", "answer", "review", "judge"]
+    purpose: BrainPurpose
     model: str
     ok: bool
     input_tokens: int = 0
@@ -236,7 +238,7 @@ class BrainCalled(Event, tag="brain_called"):
     error: str = ""
 
 
-class BrainFellBack(Event, tag="brain_fell_back"):
+class BrainFellBack(Event, tag="brain_fell_back", frozen=True):
     """The brain could not answer; the offline brain's answer was used instead."""
 
     purpose: str
@@ -244,7 +246,7 @@ class BrainFellBack(Event, tag="brain_fell_back"):
     for_rest_of_session: bool = False
 
 
-class SessionFinished(Event, tag="session_finished"):
+class SessionFinished(Event, tag="session_finished", frozen=True):
     status: SessionStatus
     reason: str = ""
     cost_usd: float = 0.0  # the agents'
@@ -252,32 +254,32 @@ class SessionFinished(Event, tag="session_finished"):
     brain_cost_usd: float = 0.0  # the supervisor's own LLM calls
 
 
-AnyEvent = Union[
-    SessionStarted,
-    ContextLoaded,
-    PlanMade,
-    SubtaskStarted,
-    AgentStarted,
-    AgentSaid,
-    AgentUsedTool,
-    AgentRetrying,
-    AgentPaused,
-    Stuck,
-    ToolDecided,
-    QuestionAsked,
-    QuestionAnswered,
-    AgentFinished,
-    ChecksRan,
-    Reviewed,
-    FollowUpSent,
-    SubtaskFinished,
-    ActorRestarted,
-    Notice,
-    Committed,
-    BrainCalled,
-    BrainFellBack,
-    SessionFinished,
-]
+AnyEvent = (
+    SessionStarted
+    | ContextLoaded
+    | PlanMade
+    | SubtaskStarted
+    | AgentStarted
+    | AgentSaid
+    | AgentUsedTool
+    | AgentRetrying
+    | AgentPaused
+    | Stuck
+    | ToolDecided
+    | QuestionAsked
+    | QuestionAnswered
+    | AgentFinished
+    | ChecksRan
+    | Reviewed
+    | FollowUpSent
+    | SubtaskFinished
+    | ActorRestarted
+    | Notice
+    | Committed
+    | BrainCalled
+    | BrainFellBack
+    | SessionFinished
+)
 
 # ---------------------------------------------------------------------------------------------
 # Messages between actors. Actors are addressed by name through the Directory, never by
@@ -288,7 +290,7 @@ class Msg(msgspec.Struct, tag_field="msg", frozen=True, kw_only=True, omit_defau
     """Base of every request and reply between actors."""
 
 
-class RunTask(Msg, tag="run_task"):
+class RunTask(Msg, tag="run_task", frozen=True):
     """Runtime -> Dispatcher: plan and run a task in a session."""
 
     session_id: str
@@ -300,20 +302,20 @@ class RunTask(Msg, tag="run_task"):
     resume_agent_session: str | None = None
 
 
-class PlanRequest(Msg, tag="plan_request"):
+class PlanRequest(Msg, tag="plan_request", frozen=True):
     """Dispatcher -> Planner."""
 
     session_id: str
     task: str
 
 
-class PlanReady(Msg, tag="plan_ready"):
+class PlanReady(Msg, tag="plan_ready", frozen=True):
     """Planner -> Dispatcher."""
 
     plan: Plan
 
 
-class RunSubtask(Msg, tag="run_subtask"):
+class RunSubtask(Msg, tag="run_subtask", frozen=True):
     """Dispatcher -> ClaudeWorker: start (or resume) an agent session on a subtask."""
 
     subtask: Subtask
@@ -323,7 +325,7 @@ class RunSubtask(Msg, tag="run_subtask"):
     resume_agent_session: str | None = None
 
 
-class FollowUp(Msg, tag="follow_up"):
+class FollowUp(Msg, tag="follow_up", frozen=True):
     """Dispatcher -> ClaudeWorker: another turn in the same agent session."""
 
     subtask_id: str
@@ -331,14 +333,14 @@ class FollowUp(Msg, tag="follow_up"):
     attempt: int
 
 
-class AgentSessionOpened(Msg, tag="agent_session_opened"):
+class AgentSessionOpened(Msg, tag="agent_session_opened", frozen=True):
     """ClaudeWorker -> Dispatcher: the agent's own session id, for resuming."""
 
     subtask_id: str
     agent_session_id: str
 
 
-class SubtaskDone(Msg, tag="subtask_done"):
+class SubtaskDone(Msg, tag="subtask_done", frozen=True):
     """ClaudeWorker -> Dispatcher: the agent's turn ended (or the agent failed)."""
 
     subtask_id: str
@@ -349,7 +351,7 @@ class SubtaskDone(Msg, tag="subtask_done"):
     cost_usd: float = 0.0  # the agent's cost since its last report
 
 
-class Ask(Msg, tag="ask"):
+class Ask(Msg, tag="ask", frozen=True):
     """ClaudeWorker -> Clarifier: an agent asked something."""
 
     worker: str
@@ -360,14 +362,14 @@ class Ask(Msg, tag="ask"):
     transcript_tail: str = ""
 
 
-class Answer(Msg, tag="answer"):
+class Answer(Msg, tag="answer", frozen=True):
     """Clarifier -> ClaudeWorker."""
 
     request_id: str
     answers: dict[str, str]
 
 
-class JudgeTool(Msg, tag="judge_tool"):
+class JudgeTool(Msg, tag="judge_tool", frozen=True):
     """ClaudeWorker -> Clarifier: a tool use no policy rule decides."""
 
     worker: str
@@ -378,7 +380,7 @@ class JudgeTool(Msg, tag="judge_tool"):
     task: str = ""
 
 
-class ToolVerdict(Msg, tag="tool_verdict"):
+class ToolVerdict(Msg, tag="tool_verdict", frozen=True):
     """Clarifier -> ClaudeWorker."""
 
     request_id: str
@@ -386,7 +388,7 @@ class ToolVerdict(Msg, tag="tool_verdict"):
     reason: str
 
 
-class Review(Msg, tag="review"):
+class Review(Msg, tag="review", frozen=True):
     """Dispatcher -> Verifier: verify a subtask's work in its directory."""
 
     task: str
@@ -397,7 +399,7 @@ class Review(Msg, tag="review"):
     base_commit: str = ""  # the diff under review is from here to the working tree
 
 
-class ReviewDone(Msg, tag="review_done"):
+class ReviewDone(Msg, tag="review_done", frozen=True):
     """Verifier -> Dispatcher."""
 
     subtask_id: str
@@ -405,41 +407,41 @@ class ReviewDone(Msg, tag="review_done"):
     checks: list[CheckResult] = []
 
 
-class Cancel(Msg, tag="cancel"):
+class Cancel(Msg, tag="cancel", frozen=True):
     reason: str = "cancelled"
 
 
-class StartWorker(Msg, tag="start_worker"):
+class StartWorker(Msg, tag="start_worker", frozen=True):
     """Dispatcher -> Supervisor (ask): start a ClaudeWorker under supervision."""
 
     name: str
 
 
-class StopWorker(Msg, tag="stop_worker"):
+class StopWorker(Msg, tag="stop_worker", frozen=True):
     name: str
 
 
-class ActorFailed(Msg, tag="actor_failed"):
+class ActorFailed(Msg, tag="actor_failed", frozen=True):
     """A crashed actor -> Supervisor (sent from on_failure)."""
 
     name: str
     error: str
 
 
-class Restarted(Msg, tag="restarted"):
+class Restarted(Msg, tag="restarted", frozen=True):
     """Supervisor -> everyone: a fresh instance now answers to this name."""
 
     name: str
 
 
-class Escalated(Msg, tag="escalated"):
+class Escalated(Msg, tag="escalated", frozen=True):
     """Supervisor -> Dispatcher: restarts exhausted; end the session."""
 
     name: str
     reason: str
 
 
-class OpenSession(Msg, tag="open_session"):
+class OpenSession(Msg, tag="open_session", frozen=True):
     """Runtime -> ContextKeeper (ask): start a session, or continue one; returns its id."""
 
     task: str
@@ -448,7 +450,7 @@ class OpenSession(Msg, tag="open_session"):
     continue_session: str | None = None
 
 
-class GetContext(Msg, tag="get_context"):
+class GetContext(Msg, tag="get_context", frozen=True):
     """Runtime -> ContextKeeper (ask): load the project context for the brain; returns its sources."""
 
     working_dir: str
@@ -456,60 +458,60 @@ class GetContext(Msg, tag="get_context"):
     screenshots: list[str] = []
 
 
-class Record(Msg, tag="record"):
+class Record(Msg, tag="record", frozen=True):
     """Anyone -> ContextKeeper: record and fan out an event."""
 
     event: AnyEvent
 
 
-class AgentLine(Msg, tag="agent_line"):
+class AgentLine(Msg, tag="agent_line", frozen=True):
     """A worker's reader thread -> its worker: one stdout line of the agent."""
 
     line: str
 
 
-class AgentExited(Msg, tag="agent_exited"):
+class AgentExited(Msg, tag="agent_exited", frozen=True):
     returncode: int | None
 
 
-class WatchdogFired(Msg, tag="watchdog_fired"):
+class WatchdogFired(Msg, tag="watchdog_fired", frozen=True):
     reason: str
 
 
-class PauseOver(Msg, tag="pause_over"):
+class PauseOver(Msg, tag="pause_over", frozen=True):
     """A worker's pause timer -> the worker: continue the agent session after a rate limit."""
 
     pause: int  # which pause ended; a stale timer of an earlier pause is ignored
 
 
-AnyMsg = Union[
-    RunTask,
-    PlanRequest,
-    PlanReady,
-    RunSubtask,
-    FollowUp,
-    AgentSessionOpened,
-    SubtaskDone,
-    Ask,
-    Answer,
-    JudgeTool,
-    ToolVerdict,
-    Review,
-    ReviewDone,
-    Cancel,
-    StartWorker,
-    StopWorker,
-    ActorFailed,
-    Restarted,
-    Escalated,
-    OpenSession,
-    GetContext,
-    Record,
-    AgentLine,
-    AgentExited,
-    WatchdogFired,
-    PauseOver,
-]
+AnyMsg = (
+    RunTask
+    | PlanRequest
+    | PlanReady
+    | RunSubtask
+    | FollowUp
+    | AgentSessionOpened
+    | SubtaskDone
+    | Ask
+    | Answer
+    | JudgeTool
+    | ToolVerdict
+    | Review
+    | ReviewDone
+    | Cancel
+    | StartWorker
+    | StopWorker
+    | ActorFailed
+    | Restarted
+    | Escalated
+    | OpenSession
+    | GetContext
+    | Record
+    | AgentLine
+    | AgentExited
+    | WatchdogFired
+    | PauseOver
+)
 
 # ---------------------------------------------------------------------------------------------
 # Codecs, built once.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -43,10 +44,8 @@ def spawn(
 def kill_group(proc: subprocess.Popen[bytes], grace_s: float = TERM_GRACE_S) -> int | None:
     """SIGTERM the process group, give the leader grace_s, then SIGKILL whatever is left. Idempotent."""
     _signal_group(proc.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
     # Descendants that ignored SIGTERM (or outlived the leader) still hold the group id.
     _signal_group(proc.pid, signal.SIGKILL)
     try:
@@ -56,10 +55,8 @@ def kill_group(proc: subprocess.Popen[bytes], grace_s: float = TERM_GRACE_S) -> 
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_bounded(

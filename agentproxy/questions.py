@@ -44,9 +44,10 @@ _DECISION = _cue(
     r"|^(?:please )?(?:pick|choose|select) (?:one|a|an|between|from)\b|\b(?:pick|choose) one\b|\bwhichever "
     + _YOU
     + r"\b"
-    r"|\b(?:one|a|quick|design|open|small) (?:question|clarification|decision|check)\b|\bquestions? (?:before|for you)\b"
+    r"|\b(?:one|a|quick|design|open|small) (?:question|clarification|decision|check)\b"
+    r"|\bquestions? (?:before|for you)\b"
     r"|\byour (?:call|choice|decision)\b|\bup to you\b|\bare you (?:ok|okay|fine|happy|sure)\b"
-    r"|\((?:[A-Z]|\d)\)[^?]*\bor\b[^?]*\((?:[A-Z]|\d)\)|^[-*•]\s*(?:yes|no)\s*[:—–-]"
+    r"|\((?:[A-Z]|\d)\)[^?]*\bor\b[^?]*\((?:[A-Z]|\d)\)|^[-*•]\s*(?:yes|no)\s*[:—\u2013-]"  # \u2013: an en dash
     r"|\bdoes (?:this|that|the|it)(?: \w+)? (?:look|sound|seem|match) (?:right|correct|good|ok|what you)"
     r"|\b(?:is|are) (?:this|that|these) (?:correct|right|intended|what you (?:want|meant|expected))"
     r"|\bok(?:ay)? to (?:proceed|continue|go ahead)\b|^should (?!I\b|we\b)\w+"
@@ -64,11 +65,13 @@ _REQUEST = _cue(
     r"|\b(?:once|when|after) you(?:'ve| have)? \w+[^.?!]*,? (?:I|we)(?:'ll| will| can| could)\b"
     r"|\b(?:once|when|after|as soon as) you (?:choose|decide|confirm|reply|answer|pick|tell me|let me know|say)\b"
     r"|\bplease \w+\b[^.?!]*\b(?:so (?:that )?I can|and I(?:'ll| will| can)|then I(?:'ll| will| can)|before I)\b"
-    r"|\bI need (?:you to|your|to know|a (?:choice|decision|answer|name|value))\b|\bdo you have (?:the|a|an|any|\w+s)\b"
+    r"|\bI need (?:you to|your|to know|a (?:choice|decision|answer|name|value))\b"
+    r"|\bdo you have (?:the|a|an|any|\w+s)\b"
 )
 # Asking the user to check something: information before any change, a courtesy after a fix.
 _VERIFY = _cue(
-    r"\b(?:could|can|would) you (?:please )?(?:\w+ly )?(?:check|run|navigate|look|try|test|verify|refresh|open|reload)\b"
+    r"\b(?:could|can|would) you (?:please )?(?:\w+ly )?"
+    r"(?:check|run|navigate|look|try|test|verify|refresh|open|reload)\b"
 )
 # Any other "could you ...?": the user is asked to act.
 _ASK_TO_ACT = _cue(r"\b(?:could|can|would|will) you (?:please )?(?!like\b|want\b|prefer\b|rather\b|be\b|see\b)\w+")
@@ -88,7 +91,8 @@ _GO_AHEAD = _cue(
 # Offering more work after the task: the user may take it up, nobody has to answer.
 _OFFER = _cue(
     r"\banything else\b|\bany (?:other|more|additional|further|specific)\b|\banything specific\b"
-    r"|\blet me know if\b|\bfeel free\b|\bdoes (?:that|this) (?:make sense|help|answer)\b|\bhope (?:this|that) helps\b|\bhappy to\b|\bI can also\b|\bI could also\b|\bjust (?:let me know|ask|say)\b"
+    r"|\blet me know if\b|\bfeel free\b|\bdoes (?:that|this) (?:make sense|help|answer)\b|\bhope (?:this|that) helps\b"
+    r"|\bhappy to\b|\bI can also\b|\bI could also\b|\bjust (?:let me know|ask|say)\b"
     r"|\bwhat (?:would|do|should) (?:you like me to|I) (?:do|work on|tackle)(?: \w+)? next\b"
     r"|\bif "
     + _YOU
@@ -103,9 +107,11 @@ _CONDITIONAL = _cue(
     r"do|see|get|hit|run into|encounter|notice|have|need|want|'d|would|wish|prefer|'re|are)\b"
 )
 _BLOCKER = _cue(
-    r"\b(?:I|we) (?:can't|cannot|can not|am unable to|'m unable to|am not able to) (?:proceed|continue|go on|finish|complete)\b"
+    r"\b(?:I|we) (?:can't|cannot|can not|am unable to|'m unable to|am not able to)"
+    r" (?:proceed|continue|go on|finish|complete)\b"
     r"|\bblocked (?:on|by)\b|\b(?:I|we) don't have (?:access|permission|credentials|the)\b"
-    r"|\b(?:ready to|I can|I'll|I will) (?:start|begin|continue|proceed|go on|finish)\b[^.?!]*\b(?:once|when|after|as soon as) you\b"
+    r"|\b(?:ready to|I can|I'll|I will) (?:start|begin|continue|proceed|go on|finish)\b"
+    r"[^.?!]*\b(?:once|when|after|as soon as) you\b"
     r"|\b(?:awaiting|waiting (?:for|on)) (?:your|you)\b|\b(?:I'll|I will|I'm|I am) wait(?:ing)? (?:for|on|until) you\b"
     r"|\b(?:I|we)(?:'ll| will)? need (?:you to|your|the (?:\w+ )?(?:key|token|password|credentials|url|path|name))\b"
 )
@@ -117,7 +123,8 @@ _PLAN = _cue(
     r"\b(?:plan|proposed|proposal|next steps?|recommend(?:ed|ation)?|option [A-Z1-9]|options:|approach|"
     r"alternatives?|suggestion)\b|\b(?:not sure|unsure) (?:which|what|whether|if|how)\b"
     r"|\b(?:I'll|I will|I'd|I would|we'll|we would)\b[^.?!]*:\s*$|\bif (?:yes|so),? I(?:'ll| will)\b"
-    r"|\bthe implementation would\b|\b(?:I|we) (?:haven't|have not) (?:made|changed|implemented|touched|started|applied)\b"
+    r"|\bthe implementation would\b"
+    r"|\b(?:I|we) (?:haven't|have not) (?:made|changed|implemented|touched|started|applied)\b"
     r"|\bnot (?:yet )?(?:implemented|started|changed|applied)\b"
     r"|\bbefore (?:I|we) (?:proceed|continue|start|begin|go ahead|make|change|delete|run)\b"
     r"|\bbefore (?:proceeding|coding|implementing|continuing|starting|making|going further)\b"
@@ -294,7 +301,7 @@ def _split(line: str, at: int) -> list[_Sentence]:
     ends = [*starts[1:], len(line)]
     return [
         _Sentence(line[a:b].strip(), masked[a:b].replace("**", "").strip(), at, bool(marker))
-        for a, b in zip(starts, ends)
+        for a, b in zip(starts, ends, strict=True)
         if line[a:b].strip()
     ]
 

@@ -6,6 +6,7 @@ This is the Python API behind `pa` (and later the server): ``run_task(task, opti
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from agentproxy.actors.supervisor import Supervisor
 from agentproxy.actors.verifier import Verifier
 from agentproxy.brain import Brain, OfflineBrain
 from agentproxy.knowledge import KnowledgeBoard
-from agentproxy.messages import Cancel, GetContext, Notice, OpenSession, Record, RunTask, SessionStarted
+from agentproxy.messages import AnyEvent, Cancel, GetContext, Notice, OpenSession, Record, RunTask, SessionStarted
 from agentproxy.options import RunOptions
 from agentproxy.secret_files import exclusion_warning
 from agentproxy.sessions import Resumption
@@ -100,6 +101,9 @@ def _run(
         if not outcome.done():
             outcome.set_result(result)
 
+    def record(event: AnyEvent) -> None:
+        directory.tell(CONTEXT_KEEPER, Record(event=event))
+
     factories: dict[str, Callable[[str], pykka.ActorRef]] = {
         CONTEXT_KEEPER: lambda name: classes.context_keeper.start(
             name, directory, store_path or config.store_path(), subscribers, board, redactor
@@ -109,6 +113,7 @@ def _run(
         VERIFIER: lambda name: classes.verifier.start(name, directory, brain, board, options),
         DISPATCHER: lambda name: classes.dispatcher.start(name, directory, options, finished),
     }
+    session_id = ""  # read by on_escalate, which may fire before the session is open
     supervisor = Supervisor.start(
         directory,
         factories,
@@ -119,8 +124,7 @@ def _run(
             RunOutcome(session_id=session_id, status="failed", reason=f"the {name} actor kept crashing: {reason}")
         ),
     )
-    session_id = ""
-    brain.events.connect(lambda event: directory.tell(CONTEXT_KEEPER, Record(event=event)))
+    brain.events.connect(record)
     try:
         screenshots = [str(p) for p in options.screenshots]
         session_id = directory.ask(
@@ -132,20 +136,16 @@ def _run(
                 continue_session=resume.session_id if resume else None,
             ),
         )
-        directory.tell(
-            CONTEXT_KEEPER,
-            Record(
-                event=SessionStarted(
-                    task=task,
-                    working_dir=str(options.working_dir),
-                    screenshots=screenshots,
-                    continued=resume is not None,
-                )
-            ),
+        record(
+            SessionStarted(
+                task=task,
+                working_dir=str(options.working_dir),
+                screenshots=screenshots,
+                continued=resume is not None,
+            )
         )
         if workspace.excluded:
-            notice = Notice(level="warning", text=exclusion_warning(workspace.excluded))
-            directory.tell(CONTEXT_KEEPER, Record(event=notice))
+            record(Notice(level="warning", text=exclusion_warning(workspace.excluded)))
         directory.ask(
             CONTEXT_KEEPER,
             GetContext(
@@ -169,10 +169,8 @@ def _run(
         return _wait(outcome, directory, session_id, timeout_s)
     finally:
         brain.events.connect(None)
-        try:
+        with contextlib.suppress(pykka.Timeout):
             supervisor.stop(block=True, timeout=SHUTDOWN_TIMEOUT_S)
-        except pykka.Timeout:
-            pass
         # Stragglers (a stuck brain call) run on daemon threads: told to stop, not waited for.
         pykka.ActorRegistry.stop_all(block=False)
 

@@ -56,17 +56,18 @@ def resumption(session_id_or_prefix: str) -> Resumption:
         events = store.events(row.id)
     finally:
         store.close()
-    last_start = max((i for i, e in enumerate(events) if isinstance(e, SessionStarted)), default=-1)
-    plan, done, agent_session = None, [], row.last_agent_session
-    for event in events[last_start + 1 :]:
+    task, plan, agent_session = row.task, None, row.last_agent_session
+    done: list[str] = []
+    for event in events:
         match event:
+            case SessionStarted(task=started):  # a new task: only what follows the last start carries over
+                task, plan, done, agent_session = started, None, [], row.last_agent_session
             case PlanMade(plan=made):
                 plan = made
             case SubtaskFinished(subtask_id=sid, status="done"):
                 done.append(sid)
             case AgentStarted(agent_session_id=agent):
                 agent_session = agent
-    task = events[last_start].task if last_start >= 0 else row.task
     return Resumption(
         session_id=row.id,
         working_dir=row.working_dir,

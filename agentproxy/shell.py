@@ -147,7 +147,7 @@ class _Walker:
             for child in nested:
                 child = replace(
                     child,
-                    wrappers=command.wrappers + (command.program,) + child.wrappers,
+                    wrappers=(*command.wrappers, command.program, *child.wrappers),
                     fed_by=command.fed_by + child.fed_by,
                     cd=_join_cd(command.cd, child.cd),
                     variables={**command.variables, **child.variables},
@@ -247,7 +247,7 @@ class _Walker:
             return inner
         own = SimpleCommand((), tuple(redirects), (), (), scope.cd, dict(scope.variables))
         self.out.append(own)
-        return inner + [own]
+        return [*inner, own]
 
     def substitutions(self, node: Any, scope: _Scope, depth: int) -> list[SimpleCommand]:
         emitted: list[SimpleCommand] = []
@@ -442,7 +442,7 @@ def _find_exec_commands(command: SimpleCommand) -> list[SimpleCommand]:
         for start in starts:
             words = tuple(w.replace("{}", start.rstrip("/") + "/*") for w in template)
             if words:
-                found.append(replace(command, words=words, redirects=(), wrappers=command.wrappers + ("find",)))
+                found.append(replace(command, words=words, redirects=(), wrappers=(*command.wrappers, "find")))
     return found
 
 
@@ -451,11 +451,7 @@ def find_start_paths(args: Iterable[str]) -> list[str]:
     starts: list[str] = []
     words = list(args)
     index = 0
-    while (
-        (index < len(words)
-        and words[index] in ("-H", "-L", "-P", "-D", "-O"))
-        or (index < len(words) and re.fullmatch(r"-O\d", words[index]))
-    ):
+    while index < len(words) and re.fullmatch(r"-[HLPDO]|-O\d", words[index]):  # find's options before its paths
         index += 2 if words[index] == "-D" else 1
     for word in words[index:]:
         if word.startswith(("-", "(", "!", ")")):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from pathlib import Path
 from typing import TextIO
 
 from agentproxy.messages import (
     ActorRestarted,
     AgentFinished,
+    AgentPaused,
     AgentRetrying,
     AgentSaid,
     AgentStarted,
@@ -34,6 +36,7 @@ from agentproxy.messages import (
     Subtask,
     SubtaskFinished,
     SubtaskStarted,
+    Stuck,
     ToolDecided,
     to_json,
 )
@@ -103,6 +106,13 @@ def describe(event: Event) -> str | None:
             return f"[{sid}]   ⛔ denied {tool}: {reason}"
         case AgentRetrying(subtask_id=sid, attempt=attempt, error_status=status):
             return f"[{sid}]   agent retrying its API call (attempt {attempt}, status {status})"
+        case AgentPaused(subtask_id=sid, reason=reason, wait_s=wait, until=until):
+            resume = time.strftime("%H:%M:%S", time.localtime(until)) if until else f"in {wait:.0f}s"
+            return f"[{sid}]   ⏸ paused until {resume} ({_duration(wait)}): {clip(reason)}"
+        case Stuck(subtask_id=sid, pattern=pattern, action="refocus"):
+            return f"[{sid}]   ⟲ stuck: {clip(pattern)}; interrupted and refocused"
+        case Stuck(subtask_id=sid, pattern=pattern):
+            return f"[{sid}]   ⟲ stuck again: {clip(pattern)}"
         case QuestionAsked(subtask_id=sid, questions=questions):
             return "\n".join(f"[{sid}]   ? {clip(q.question)}" for q in questions)
         case QuestionAnswered(subtask_id=sid, answers=answers, by=by):
@@ -147,6 +157,12 @@ def _plan_details(subtask: Subtask) -> str:
     details = [f"after {', '.join(subtask.depends_on)}"] if subtask.depends_on else []
     details += [f"check: {check}" for check in subtask.checks]
     return f"  ({clip('; '.join(details), 100)})" if details else ""
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def terminal_safe(text: str) -> str:

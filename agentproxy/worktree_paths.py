@@ -83,7 +83,7 @@ class WorktreePaths:
         pieces = _VARIABLE.split(text)[::3]  # split yields text, group1, group2, text, ...
         results = []
         for combination in itertools.islice(itertools.product(*values), MAX_ALTERNATIVES + 1):
-            results.append("".join(p + v for p, v in zip(pieces, (*combination, ""))))
+            results.append("".join(p + v for p, v in zip(pieces, (*combination, ""), strict=True)))
         return results
 
     def _tilde(self, text: str, cwd: Path) -> str:

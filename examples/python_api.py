@@ -22,7 +22,7 @@ def main() -> int:
     script.write_text(json.dumps(SCRIPT))
     options = RunOptions(
         working_dir=root / "project",
-        agent_command=(sys.executable, "-m", "agentproxy.testing.scripted_agent", "--script", str(script)),
+        agent_command=(sys.executable, "-m", "agentproxy.scripted_agent", "--script", str(script)),
         checks=(f"{sys.executable} hello.py",),
     )
     (root / "project").mkdir()

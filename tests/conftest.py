@@ -41,7 +41,7 @@ def scripted_options(tmp_path: Path) -> ScriptedOptions:
         script.write_text(json.dumps({"turns": turns}))
         options = RunOptions(
             working_dir=project,
-            agent_command=(sys.executable, "-m", "agentproxy.testing.scripted_agent", "--script", str(script)),
+            agent_command=(sys.executable, "-m", "agentproxy.scripted_agent", "--script", str(script)),
             agent_env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
             check_timeout_s=30,
             silence_timeout_s=20,

@@ -9,6 +9,7 @@ group if it lingers.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shlex
 import shutil
@@ -131,15 +132,11 @@ class ClaudeProcess:
 
     def close(self) -> int | None:
         """End the session: close stdin, wait briefly, then kill the whole group. Idempotent."""
-        try:
+        with contextlib.suppress(OSError):
             if self._proc.stdin is not None:
                 self._proc.stdin.close()
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=EXIT_WAIT_S)
-        except subprocess.TimeoutExpired:
-            pass
         return self.kill()
 
     def kill(self) -> int | None:

@@ -7,16 +7,19 @@ is not JSON at all parses to ``MalformedLine`` carrying the decoder's message (w
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
 
 class _Line(msgspec.Struct, tag_field="type", frozen=True):
-    """Base of the stdout lines of the CLI, told apart by their "type"."""
+    """Base of the stdout lines of the CLI, told apart by their "type".
+
+    Subclasses repeat ``frozen=True``: type checkers (PEP 681) do not inherit it as msgspec does.
+    """
 
 
-class SystemLine(_Line, tag="system"):
+class SystemLine(_Line, tag="system", frozen=True):
     subtype: str = ""
     session_id: str = ""
     model: str = ""
@@ -46,7 +49,7 @@ class AssistantMessage(msgspec.Struct, frozen=True):
     content: list[ContentBlock] = []
 
 
-class AssistantLine(_Line, tag="assistant"):
+class AssistantLine(_Line, tag="assistant", frozen=True):
     message: AssistantMessage
     session_id: str = ""
     is_api_error_message: bool = False
@@ -63,7 +66,7 @@ class UserMessage(msgspec.Struct, frozen=True):
     content: str | list[UserContentBlock] = ""
 
 
-class UserLine(_Line, tag="user"):
+class UserLine(_Line, tag="user", frozen=True):
     """What the CLI echoes of the user's side: tool results, and notes such as an interruption."""
 
     message: UserMessage = UserMessage()
@@ -81,7 +84,7 @@ class ResultUsage(msgspec.Struct, frozen=True):
     cache_creation_input_tokens: int = 0
 
 
-class ResultLine(_Line, tag="result"):
+class ResultLine(_Line, tag="result", frozen=True):
     subtype: str = ""
     is_error: bool = False
     result: str | None = ""  # null when the turn was interrupted
@@ -102,12 +105,12 @@ class ControlRequestBody(msgspec.Struct, frozen=True):
     tool_use_id: str = ""
 
 
-class ControlRequestLine(_Line, tag="control_request"):
+class ControlRequestLine(_Line, tag="control_request", frozen=True):
     request_id: str
     request: ControlRequestBody
 
 
-class ControlResponseLine(_Line, tag="control_response"):
+class ControlResponseLine(_Line, tag="control_response", frozen=True):
     response: dict[str, Any] = {}
 
 
@@ -116,7 +119,7 @@ class RateLimitInfo(msgspec.Struct, frozen=True):
     resetsAt: int | None = None
 
 
-class RateLimitLine(_Line, tag="rate_limit_event"):
+class RateLimitLine(_Line, tag="rate_limit_event", frozen=True):
     rate_limit_info: RateLimitInfo = RateLimitInfo()
 
 
@@ -129,16 +132,10 @@ class MalformedLine(msgspec.Struct, frozen=True):
     error: str
 
 
-KnownLine = Union[
-    SystemLine,
-    AssistantLine,
-    UserLine,
-    ResultLine,
-    ControlRequestLine,
-    ControlResponseLine,
-    RateLimitLine,
-]
-ClaudeLine = Union[KnownLine, UnknownLine, MalformedLine]
+KnownLine = (
+    SystemLine | AssistantLine | UserLine | ResultLine | ControlRequestLine | ControlResponseLine | RateLimitLine
+)
+ClaudeLine = KnownLine | UnknownLine | MalformedLine
 
 _known_decoder = msgspec.json.Decoder(KnownLine)
 _type_only_decoder = msgspec.json.Decoder(UnknownLine)

@@ -8,12 +8,12 @@ calling actor's thread and may block for a network round trip.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentproxy.knowledge import Knowledge
-from agentproxy.messages import AgentQuestion, CheckResult, Event, Plan, Subtask, Verdict
+from agentproxy.messages import AgentQuestion, AnyEvent, CheckResult, Plan, Subtask, Verdict
 
 
 @dataclass(frozen=True)
@@ -46,23 +46,27 @@ class EventSink:
     """Where a brain reports its calls and fallbacks; run_task connects it to the ContextKeeper."""
 
     def __init__(self) -> None:
-        self._target: Callable[[Event], None] | None = None
+        self._target: Callable[[AnyEvent], None] | None = None
 
-    def connect(self, target: Callable[[Event], None] | None) -> None:
+    def connect(self, target: Callable[[AnyEvent], None] | None) -> None:
         self._target = target
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: AnyEvent) -> None:
         if self._target is not None:
             self._target(event)
 
 
 class Brain(Protocol):
-    name: str
     events: EventSink
+
+    @property
+    def name(self) -> str: ...
 
     def plan(self, task: str, knowledge: Knowledge) -> Plan: ...
 
-    def answer(self, question: AgentQuestion, situation: Situation) -> str: ...
+    def answer(self, questions: Sequence[AgentQuestion], situation: Situation) -> list[str]:
+        """One answer per question, in order."""
+        ...
 
     def review(self, review: ReviewInput) -> Verdict: ...
 

@@ -24,7 +24,7 @@ from agentproxy.brain.offline import OfflineBrain
 from agentproxy.brain.prices import cost_usd, price_table
 from agentproxy.errors import BrainError, UsageError
 from agentproxy.knowledge import Knowledge
-from agentproxy.messages import AgentQuestion, BrainCalled, Plan, Verdict
+from agentproxy.messages import AgentQuestion, BrainCalled, BrainPurpose, Plan, Verdict
 
 DEFAULT_MODEL = "gemini-3.5-flash"
 MODEL_ENV = "AGENTPROXY_GEMINI_MODEL"
@@ -180,7 +180,7 @@ class GeminiBrain:
 
     def _ask(
         self,
-        purpose: str,
+        purpose: BrainPurpose,
         system: str,
         prompt: str,
         knowledge: Knowledge,
@@ -199,7 +199,7 @@ class GeminiBrain:
                 problem = str(exc)[:200]
         raise BrainError(f"Gemini's {purpose} output was malformed twice: {problem}")
 
-    def _generate(self, purpose: str, system: str, contents: list[Any], schema: dict[str, Any]) -> str:
+    def _generate(self, purpose: BrainPurpose, system: str, contents: list[Any], schema: dict[str, Any]) -> str:
         types = self._types
         config = types.GenerateContentConfig(
             system_instruction=system,
@@ -216,14 +216,14 @@ class GeminiBrain:
                 BrainCalled(
                     purpose=purpose, model=self.model, ok=False, duration_s=time.monotonic() - started, error=error
                 )
-            )  # type: ignore[arg-type]
+            )
             raise BrainError(f"Gemini {purpose} call failed: {error}") from None
         usage = response.usage_metadata
         input_tokens = (usage.prompt_token_count or 0) if usage else 0
         output_tokens = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0) if usage else 0
         self.events(
             BrainCalled(
-                purpose=purpose,  # type: ignore[arg-type]
+                purpose=purpose,
                 model=self.model,
                 ok=True,
                 input_tokens=input_tokens,

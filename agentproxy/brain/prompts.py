@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from agentproxy.brain.base import ReviewInput, Situation
 from agentproxy.knowledge import Knowledge
-from agentproxy.messages import AgentQuestion, Plan
+from agentproxy.messages import AgentQuestion, CheckResult, Plan
 
 CUT = "…"
 MIN_CONTEXT_CHARS = 200
@@ -103,10 +103,7 @@ def review_prompt(review: ReviewInput, max_chars: int) -> str:
     subtask = review.subtask
     acceptance = "\n".join([*(f"- must pass: `{c}`" for c in subtask.checks), *(f"- {c}" for c in subtask.criteria)])
     checks = (
-        "\n\n".join(
-            f"$ {r.command}  ({'passed' if r.passed else 'timed out' if r.timed_out else f'exited {r.exit_code}'})\n{r.output_tail}"
-            for r in review.checks
-        )
+        "\n\n".join(f"$ {r.command}  ({_outcome(r)})\n{r.output_tail}" for r in review.checks)
         or "(the project has no checks)"
     )
     sections = [
@@ -126,6 +123,10 @@ def judge_prompt(tool_name: str, tool_input: dict[str, Any], situation: Situatio
         Section("Tool request", f"{tool_name} {json.dumps(tool_input, ensure_ascii=False)}", share=0.3),
     ]
     return compose(sections, situation.knowledge, max_chars)
+
+
+def _outcome(check: CheckResult) -> str:
+    return "passed" if check.passed else "timed out" if check.timed_out else f"exited {check.exit_code}"
 
 
 def _questions_text(questions: Sequence[AgentQuestion]) -> str:

@@ -15,7 +15,7 @@ from agentproxy.brain.base import Brain, EventSink, ReviewInput, Situation, Tool
 from agentproxy.brain.offline import OfflineBrain
 from agentproxy.errors import BrainError
 from agentproxy.knowledge import Knowledge
-from agentproxy.messages import AgentQuestion, BrainFellBack, Plan, Verdict
+from agentproxy.messages import AgentQuestion, BrainFellBack, BrainPurpose, Plan, Verdict
 
 T = TypeVar("T")
 MAX_FAILURES = 3
@@ -49,7 +49,7 @@ class ResilientBrain:
     def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement:
         return self._either("judge", lambda b: b.judge_tool(tool_name, tool_input, situation))
 
-    def _either(self, purpose: str, call: Callable[[Brain], T]) -> T:
+    def _either(self, purpose: BrainPurpose, call: Callable[[Brain], T]) -> T:
         if self.given_up:
             return call(self.offline)
         try:
@@ -59,7 +59,10 @@ class ResilientBrain:
             self.given_up = self.failures_in_a_row >= self.max_failures
             reason = str(exc)
             if self.given_up:
-                reason += f"; {self.failures_in_a_row} failures in a row: the offline brain decides for the rest of the session"
+                reason += (
+                    f"; {self.failures_in_a_row} failures in a row:"
+                    " the offline brain decides for the rest of the session"
+                )
             self.events(BrainFellBack(purpose=purpose, reason=reason, for_rest_of_session=self.given_up))
             return call(self.offline)
         self.failures_in_a_row = 0

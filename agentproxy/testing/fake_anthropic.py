@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Union
+from typing import Any
 
 from agentproxy.testing.scripted_server import ScriptedServer
 
@@ -136,11 +136,12 @@ class Hang:
     seconds: float
 
 
-Reply = Union[Text, ToolUse, Turn, Error, Hang, Callable[[CapturedRequest], "Reply"]]
+Reply = Text | ToolUse | Turn | Error | Hang | Callable[[CapturedRequest], "Reply"]
 
 
 def is_side_request(body: Mapping[str, Any]) -> bool:
-    # Rule (2.1.330): main-loop and subagent calls always declare tools; side calls (session title: `tools: []`, same model; quota_check / model_validation: max_tokens 1, no `tools`) don't.
+    # Rule (2.1.330): main-loop and subagent calls always declare tools; side calls don't
+    # (session title: `tools: []`, same model; quota_check / model_validation: max_tokens 1, no `tools`).
     return not body.get("tools")
 
 

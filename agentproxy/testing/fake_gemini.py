@@ -22,7 +22,7 @@ import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Union
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from agentproxy.testing.scripted_server import ScriptedServer
@@ -153,7 +153,7 @@ class Disconnect:
     """Read the request and close the socket without an answer."""
 
 
-Reply = Union[Json, RawText, FunctionCall, Status, Hang, Disconnect, Callable[[GeminiRequest], "Reply"]]
+Reply = Json | RawText | FunctionCall | Status | Hang | Disconnect | Callable[[GeminiRequest], "Reply"]
 
 
 class FakeGemini(ScriptedServer[GeminiRequest, Reply]):

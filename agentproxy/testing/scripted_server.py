@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 
 R = TypeVar("R")  # a request as the fake records it
 P = TypeVar("P")  # a scripted reply
+HOST = "127.0.0.1"
 
 
 class ScriptedServer(Generic[R, P]):
@@ -22,7 +23,7 @@ class ScriptedServer(Generic[R, P]):
         self._cond = threading.Condition()
         self.closing = threading.Event()  # a hanging reply waits on this, so closing cuts it short
         self.requests: list[R] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer((HOST, 0), handler)
         self._server.daemon_threads = True
         # A short poll interval: shutdown() waits up to one interval, and tests open a fake each.
         self._thread = threading.Thread(
@@ -31,8 +32,7 @@ class ScriptedServer(Generic[R, P]):
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{HOST}:{self._server.server_port}"
 
     def __enter__(self) -> Any:
         self._thread.start()

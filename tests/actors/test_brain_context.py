@@ -49,7 +49,7 @@ def test_context_dir_documents_images_and_screenshots_reach_every_call(scripted_
 
 def test_the_answer_call_sees_the_plan_and_the_question(scripted_options: Any) -> None:
     options = scripted_options(ASK_THEN_WRITE, checks=("true",))
-    gemini, events = run_with_gemini("Create hello.py", options, PLAN, Json({"answers": ["hi"]}), PASSED)
+    gemini, _ = run_with_gemini("Create hello.py", options, PLAN, Json({"answers": ["hi"]}), PASSED)
     answer_request = gemini.requests[1]
     assert "Which greeting?" in answer_request.text and "1. hello" in answer_request.text  # the plan
     assert (options.working_dir / "hello.py").read_text() == "print('hi')\n"

@@ -89,7 +89,7 @@ def economy_figure(root: Path, name: str, steps: list[dict], replies: list[Json]
     project.mkdir()
     options = RunOptions(
         working_dir=project,
-        agent_command=(sys.executable, "-m", "agentproxy.testing.scripted_agent", "--script", str(script)),
+        agent_command=(sys.executable, "-m", "agentproxy.scripted_agent", "--script", str(script)),
         checks=(f"{sys.executable} hello.py",),
     )
     events: list[Event] = []

@@ -1,7 +1,7 @@
 """Bad input ends in one `pa: error:` line and an exit code, never a traceback, and changes nothing.
 
 Every case runs the real `pa` entry point as a subprocess; the agent, when one is needed, is the
-scripted one (agentproxy.testing.scripted_agent), so nothing here needs a model or the network.
+scripted one (agentproxy.scripted_agent), so nothing here needs a model or the network.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def agent(tmp_path: Path) -> str:
     """--claude-bin for the scripted agent writing hello.txt."""
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"turns": WRITE_HELLO}))
-    return shlex.join([sys.executable, "-m", "agentproxy.testing.scripted_agent", "--script", str(script)])
+    return shlex.join([sys.executable, "-m", "agentproxy.scripted_agent", "--script", str(script)])
 
 
 def pa(*args: str | bytes, env: dict[str, str], cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
@@ -351,7 +351,7 @@ def test_one_pa_per_repository_not_per_directory(env: dict[str, str], tmp_path: 
     (repo / "sub").mkdir()
     script = tmp_path / "sleepy.json"
     script.write_text(json.dumps({"turns": [[{"say": "Thinking."}, {"sleep": 30}, {"result": "Woke up."}]]}))
-    sleepy = shlex.join([sys.executable, "-m", "agentproxy.testing.scripted_agent", "--script", str(script)])
+    sleepy = shlex.join([sys.executable, "-m", "agentproxy.scripted_agent", "--script", str(script)])
     out_path = tmp_path / "sleepy-out.jsonl"
     with out_path.open("wb") as out:
         proc = subprocess.Popen(
@@ -388,7 +388,7 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 def test_max_rate_limit_wait_bounds_the_pause(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
     script = tmp_path / "limited.json"
     script.write_text(json.dumps({"turns": [[{"error": {"status": 429, "text": "rate limit exceeded"}}]]}))
-    limited = shlex.join([sys.executable, "-m", "agentproxy.testing.scripted_agent", "--script", str(script)])
+    limited = shlex.join([sys.executable, "-m", "agentproxy.scripted_agent", "--script", str(script)])
     done = pa(
         "-d", str(workdir), "--claude-bin", limited, "--output", "json", "--max-attempts", "0",
         "--max-rate-limit-wait", "0", "task", env=env, cwd=tmp_path,

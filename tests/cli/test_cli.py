@@ -1,7 +1,7 @@
 """`pa` end to end: the real entry points as subprocesses, driven offline by the scripted agent.
 
-The scripted agent (agentproxy.testing.scripted_agent) speaks Claude Code's stream-json and control
-protocol; `--claude-bin "<python> -m agentproxy.testing.scripted_agent --script FILE"` puts it in
+The scripted agent (agentproxy.scripted_agent) speaks Claude Code's stream-json and control
+protocol; `--claude-bin "<python> -m agentproxy.scripted_agent --script FILE"` puts it in
 place of the npm CLI, so every test here runs without a model or the network.
 """
 
@@ -96,7 +96,7 @@ def write_script(path: Path, turns: list[list[dict[str, Any]]]) -> Path:
 
 
 def claude_bin(script: Path) -> str:
-    return shlex.join([sys.executable, "-m", "agentproxy.testing.scripted_agent", "--script", str(script)])
+    return shlex.join([sys.executable, "-m", "agentproxy.scripted_agent", "--script", str(script)])
 
 
 def pa(*args: str, env: dict[str, str], cwd: Path, timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
@@ -670,7 +670,8 @@ def test_ctrl_c_during_a_hung_brain_call_exits_130_promptly(env: dict[str, str],
 
 def test_the_cli_module_imports_nothing_heavy(env: dict[str, str], tmp_path: Path) -> None:
     # `pa --help` pays only for what the CLI module imports: the SDKs and the actor system wait for a run.
-    probe = "import sys, agentproxy.cli; print(sorted(m for m in ('google.genai', 'zmq', 'opentelemetry', 'pykka', 'sqlite3') if m in sys.modules))"
+    heavy = ("google.genai", "zmq", "opentelemetry", "pykka", "sqlite3")
+    probe = f"import sys, agentproxy.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     done = subprocess.run(
         [sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
     )

@@ -1,7 +1,8 @@
-"""Supervision that catches misbehaving agents, with the REAL Claude Code CLI against the fake API.
+"""Supervision that catches misbehaving agents: `pa` drives the REAL Claude Code CLI against the fake API.
 
 Each test scripts a model that misbehaves (asks in prose, claims work it did not do, loops, hits a
-rate limit) and checks what the supervisor did about it, in the events and on disk.
+rate limit) and checks what the supervisor did about it: the exit code, the `--output json`
+events, and the files on disk.
 """
 
 from __future__ import annotations
@@ -15,34 +16,46 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentproxy.messages import (
-    AgentPaused,
-    AgentStarted,
-    Event,
-    FollowUpSent,
-    QuestionAnswered,
-    QuestionAsked,
-    Stuck,
-    SubtaskFinished,
-)
-from agentproxy.options import RunOptions
-from agentproxy.runtime import RunOutcome, run_task
-from agentproxy.testing.claude_env import fake_api_options, find_claude_bin, isolated_claude_env
+import pytest
+
+from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
 from agentproxy.testing.fake_anthropic import CapturedRequest, Error, FakeAnthropic, Text, ToolUse, write_file
 
 REFOCUS_MARK = "You are repeating yourself"
 
 
-def run(task: str, options: RunOptions) -> tuple[RunOutcome, list[Event]]:
-    events: list[Event] = []
-    outcome = run_task(task, options, subscribers=[events.append], timeout_s=180)
-    return outcome, events
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    directory = tmp_path / "project"
+    directory.mkdir()
+    return directory
 
 
-def options_for(api: FakeAnthropic, tmp_path: Path, **overrides: Any) -> RunOptions:
-    project = tmp_path / "project"
-    project.mkdir(exist_ok=True)
-    return fake_api_options(api.url, project, tmp_path / "claude-home", **overrides)
+def pa_command(project: Path, task: str, *flags: str) -> list[str]:
+    claude = find_claude_bin() or "claude"
+    return [sys.executable, "-m", "agentproxy", "-d", str(project), "--claude-bin", claude, "--output", "json", *flags, task]
+
+
+def pa_env(api: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
+    return {**isolated_claude_env(api.url, tmp_path / "claude-home"), "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home")}
+
+
+def pa(api: FakeAnthropic, tmp_path: Path, task: str, *flags: str) -> tuple[int, list[dict[str, Any]]]:
+    """Run `pa` to the end; its exit code and its events."""
+    done = subprocess.run(
+        pa_command(tmp_path / "project", task, *flags), env=pa_env(api, tmp_path), capture_output=True, text=True, timeout=180
+    )
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert events and events[-1]["kind"] == "session_finished", done.stderr[-2000:]
+    return done.returncode, events
+
+
+def of_kind(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [event for event in events if event["kind"] == kind]
+
+
+def agent_sessions(events: list[dict[str, Any]]) -> set[str]:
+    return {event["agent_session_id"] for event in of_kind(events, "agent_started")}
 
 
 def user_texts(request: CapturedRequest) -> list[str]:
@@ -57,7 +70,7 @@ def user_texts(request: CapturedRequest) -> list[str]:
     return texts
 
 
-def test_a_question_in_prose_without_a_question_mark_gets_an_answer_turn(tmp_path: Path) -> None:
+def test_a_question_in_prose_without_a_question_mark_gets_an_answer_turn(project: Path, tmp_path: Path) -> None:
     question = (
         "I looked at the project. There are two ways to store the settings: a JSON file next to the app,"
         " or SQLite. JSON is simpler; SQLite copes better with concurrent writers.\n\n"
@@ -68,53 +81,52 @@ def test_a_question_in_prose_without_a_question_mark_gets_an_answer_turn(tmp_pat
         lambda r: write_file("settings.py", f"# storage: {r.last_user_text[:200]!r}\n"),
         Text("Implemented settings.py."),
     ) as api:
-        outcome, events = run("Add settings storage", options_for(api, tmp_path))
-    assert outcome.status == "done", outcome.reason
-    asked = [e for e in events if isinstance(e, QuestionAsked)]
-    assert asked and asked[0].via == "final_text"
-    assert [e for e in events if isinstance(e, QuestionAnswered)]
-    assert "Answers to your question" in (tmp_path / "project" / "settings.py").read_text()
+        code, events = pa(api, tmp_path, "Add settings storage")
+    assert code == 0, events[-1]
+    asked = of_kind(events, "question_asked")
+    assert asked and asked[0]["via"] == "final_text" and "prefer" in asked[0]["questions"][0]["question"]
+    assert of_kind(events, "question_answered")
+    assert "Answers to your question" in (project / "settings.py").read_text()
 
 
-def test_an_offer_after_finished_work_gets_no_answer_turn(tmp_path: Path) -> None:
+def test_an_offer_after_finished_work_gets_no_answer_turn(project: Path, tmp_path: Path) -> None:
     with FakeAnthropic(
         write_file("cli.py", "print('hi')\n"),
         Text("Done: cli.py prints hi.\n\nWould you like me to add tests for it as well?"),
     ) as api:
-        outcome, events = run("Create cli.py that prints hi", options_for(api, tmp_path))
-    assert outcome.status == "done", outcome.reason
-    assert not [e for e in events if isinstance(e, QuestionAsked)]
+        code, events = pa(api, tmp_path, "Create cli.py that prints hi")
+    assert code == 0, events[-1]
+    assert not of_kind(events, "question_asked")
     assert len(api.requests) == 2  # the write and the report: no third turn answering the offer
 
 
-def test_done_with_no_changes_is_sent_back_once_then_the_work_is_done(tmp_path: Path) -> None:
+def test_done_with_no_changes_is_sent_back_once_then_the_work_is_done(project: Path, tmp_path: Path) -> None:
     with FakeAnthropic(
         Text("Done! I've created hello.py."),
         write_file("hello.py", "print('hello')\n"),
         Text("Now really created hello.py."),
     ) as api:
-        outcome, events = run("Create hello.py printing hello", options_for(api, tmp_path))
-    assert outcome.status == "done", outcome.reason
-    follow_ups = [e for e in events if isinstance(e, FollowUpSent)]
-    assert len(follow_ups) == 1 and "nothing changed" in follow_ups[0].instruction
-    assert (tmp_path / "project" / "hello.py").is_file()
-    assert len({e.agent_session_id for e in events if isinstance(e, AgentStarted)}) == 1  # the same session
+        code, events = pa(api, tmp_path, "Create hello.py printing hello")
+    assert code == 0, events[-1]
+    follow_ups = of_kind(events, "follow_up_sent")
+    assert len(follow_ups) == 1 and "nothing changed" in follow_ups[0]["instruction"]
+    assert (project / "hello.py").is_file()
+    assert len(agent_sessions(events)) == 1  # the same agent session was sent back
 
 
-def test_done_with_no_changes_twice_fails_with_the_reason(tmp_path: Path) -> None:
+def test_done_with_no_changes_twice_fails_with_the_reason(project: Path, tmp_path: Path) -> None:
     with FakeAnthropic(default=Text("Done! I've created hello.py.")) as api:
-        outcome, events = run("Create hello.py printing hello", options_for(api, tmp_path))
-    assert outcome.status == "failed"
-    finished = [e for e in events if isinstance(e, SubtaskFinished)]
-    assert finished and "changed nothing" in finished[-1].reason
-    assert not (tmp_path / "project" / "hello.py").exists()
+        code, events = pa(api, tmp_path, "Create hello.py printing hello")
+    assert code == 1
+    assert "changed nothing" in of_kind(events, "subtask_finished")[-1]["reason"]
+    assert not (project / "hello.py").exists()
 
 
-def test_a_task_that_changes_nothing_by_nature_is_not_sent_back(tmp_path: Path) -> None:
+def test_a_task_that_changes_nothing_by_nature_is_not_sent_back(project: Path, tmp_path: Path) -> None:
     with FakeAnthropic(Text("The store keeps every session in SQLite, one row per event.")) as api:
-        outcome, events = run("Explain how the session store works", options_for(api, tmp_path))
-    assert outcome.status == "done", outcome.reason
-    assert not [e for e in events if isinstance(e, FollowUpSent)]
+        code, events = pa(api, tmp_path, "Explain how the session store works")
+    assert code == 0, events[-1]
+    assert not of_kind(events, "follow_up_sent")
 
 
 def looping_model(request: CapturedRequest) -> ToolUse | Text:
@@ -126,28 +138,28 @@ def looping_model(request: CapturedRequest) -> ToolUse | Text:
     return Text("Created config.toml instead of reading a missing one.")
 
 
-def test_a_loop_is_interrupted_and_the_agent_refocused(tmp_path: Path) -> None:
+def test_a_loop_is_interrupted_and_the_agent_refocused(project: Path, tmp_path: Path) -> None:
     with FakeAnthropic(default=looping_model) as api:
-        outcome, events = run("Set up the app config", options_for(api, tmp_path, stuck_repeats=3))
-    assert outcome.status == "done", outcome.reason
-    stuck = [e for e in events if isinstance(e, Stuck)]
-    assert [s.action for s in stuck] == ["refocus"] and "cat missing-config.toml" in stuck[0].pattern
+        code, events = pa(api, tmp_path, "Set up the app config")
+    assert code == 0, events[-1]
+    stuck = of_kind(events, "stuck")
+    assert [s["action"] for s in stuck] == ["refocus"] and "cat missing-config.toml" in stuck[0]["pattern"]
     assert any(REFOCUS_MARK in r.last_user_text for r in api.requests)
-    assert (tmp_path / "project" / "config.toml").is_file()
-    calls = [r for r in api.requests if r.tool_results and "missing-config" in json.dumps(r.tool_results)]
-    assert len(calls) <= 5  # interrupted at the third repeat, not at the wall-clock limit
+    assert (project / "config.toml").is_file()
+    runs = [e for e in of_kind(events, "agent_used_tool") if "missing-config" in e.get("detail", "")]
+    assert 4 <= len(runs) <= 6  # interrupted at the fourth repeat, not at the wall-clock limit
+    assert len(agent_sessions(events)) == 1
 
 
-def test_a_loop_that_comes_back_after_refocusing_fails_the_subtask_as_stuck(tmp_path: Path) -> None:
+def test_a_loop_that_comes_back_after_refocusing_fails_the_subtask_as_stuck(project: Path, tmp_path: Path) -> None:
     with FakeAnthropic(default=ToolUse("Bash", {"command": "cat missing-config.toml"})) as api:
-        outcome, events = run("Set up the app config", options_for(api, tmp_path, stuck_repeats=3))
-    assert outcome.status == "failed"
-    assert [s.action for s in events if isinstance(s, Stuck)] == ["refocus", "failed"]
-    finished = [e for e in events if isinstance(e, SubtaskFinished)]
-    assert finished and finished[-1].reason.startswith("stuck:")
+        code, events = pa(api, tmp_path, "Set up the app config")
+    assert code == 1
+    assert [s["action"] for s in of_kind(events, "stuck")] == ["refocus", "failed"]
+    assert of_kind(events, "subtask_finished")[-1]["reason"].startswith("stuck:")
 
 
-def test_the_same_failing_check_after_two_follow_ups_ends_the_subtask(tmp_path: Path) -> None:
+def test_the_same_failing_check_after_two_follow_ups_ends_the_subtask(project: Path, tmp_path: Path) -> None:
     attempts = iter(range(100))
 
     def model(request: CapturedRequest) -> ToolUse | Text:
@@ -157,72 +169,54 @@ def test_the_same_failing_check_after_two_follow_ups_ends_the_subtask(tmp_path: 
 
     check = f"{sys.executable} -c \"import sys; sys.exit('wrong answer')\""
     with FakeAnthropic(default=model) as api:
-        outcome, events = run("Make the check pass", options_for(api, tmp_path, checks=(check,), max_attempts=5))
-    assert outcome.status == "failed"
-    stuck = [e for e in events if isinstance(e, Stuck)]
-    assert stuck and stuck[0].action == "failed"
-    assert len([e for e in events if isinstance(e, FollowUpSent)]) == 2  # not all 5 allowed
+        code, events = pa(api, tmp_path, "Make the check pass", "--check", check, "--max-attempts", "5")
+    assert code == 1
+    stuck = of_kind(events, "stuck")
+    assert stuck and stuck[0]["action"] == "failed"
+    assert len(of_kind(events, "follow_up_sent")) == 2  # not all 5 allowed
 
 
-def test_a_rate_limit_pauses_the_agent_then_the_same_session_completes(tmp_path: Path) -> None:
+def test_a_rate_limit_pauses_the_agent_then_the_same_session_completes(project: Path, tmp_path: Path) -> None:
+    resets = int(time.time()) + 3
     with FakeAnthropic(
-        Error(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
+        Error(429, "rate_limit_error", f"Rate limited, resets|{resets}"),
         write_file("done.txt", "ok\n"),
         Text("Wrote done.txt."),
     ) as api:
-        options = options_for(api, tmp_path, rate_limit_first_wait_s=0.5, max_attempts=0)
-        outcome, events = run("Write done.txt", options)
-    assert outcome.status == "done", outcome.reason
-    paused = [e for e in events if isinstance(e, AgentPaused)]
-    assert len(paused) == 1 and "429" in paused[0].reason and 0.3 < paused[0].wait_s < 1.0
-    assert (tmp_path / "project" / "done.txt").read_text() == "ok\n"
-    assert len({e.agent_session_id for e in events if isinstance(e, AgentStarted)}) == 1
-    assert not [e for e in events if isinstance(e, FollowUpSent)]  # a pause is not an attempt
+        code, events = pa(api, tmp_path, "Write done.txt", "--max-attempts", "0")
+    assert code == 0, events[-1]
+    paused = of_kind(events, "agent_paused")
+    assert len(paused) == 1 and "429" in paused[0]["reason"] and paused[0]["until"] == pytest.approx(resets, abs=1)
+    assert (project / "done.txt").read_text() == "ok\n"
+    assert len(agent_sessions(events)) == 1
+    assert not of_kind(events, "follow_up_sent")  # a pause is not an attempt
 
 
-def test_a_limit_past_the_longest_wait_fails_with_the_reason(tmp_path: Path) -> None:
+def test_a_limit_past_the_longest_wait_fails_with_the_reason(project: Path, tmp_path: Path) -> None:
     resets = int(time.time()) + 7200
     with FakeAnthropic(Error(429, "rate_limit_error", f"Claude AI usage limit reached|{resets}")) as api:
-        options = options_for(api, tmp_path, rate_limit_max_wait_s=60, max_attempts=0)
-        outcome, events = run("Write done.txt", options)
-    assert outcome.status == "failed"
-    assert "--max-rate-limit-wait" in outcome.reason
-    assert not [e for e in events if isinstance(e, AgentPaused)]
+        code, events = pa(api, tmp_path, "Write done.txt", "--max-rate-limit-wait", "60", "--max-attempts", "0")
+    assert code == 1
+    assert "--max-rate-limit-wait" in events[-1]["reason"]
+    assert not of_kind(events, "agent_paused")
 
 
-def test_ctrl_c_during_a_pause_exits_130_at_once(tmp_path: Path, agentproxy_home: Path) -> None:
-    project = tmp_path / "project"
+def test_ctrl_c_during_a_pause_exits_130_at_once(project: Path, tmp_path: Path) -> None:
     resets = int(time.time()) + 3600
     with FakeAnthropic(Error(429, "rate_limit_error", f"usage limit reached|{resets}")) as api:
-        env = {**isolated_claude_env(api.url, tmp_path / "claude-home"), "AGENTPROXY_HOME": str(agentproxy_home)}
-        pa = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agentproxy",
-                "-d",
-                str(project),
-                "--claude-bin",
-                find_claude_bin() or "claude",
-                "--output",
-                "json",
-                "Write done.txt",
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        running = subprocess.Popen(
+            pa_command(project, "Write done.txt"), env=pa_env(api, tmp_path), stdout=subprocess.PIPE, text=True
         )
-        assert pa.stdout is not None
-        lines = []
-        for line in pa.stdout:
-            lines.append(json.loads(line))
-            if lines[-1]["kind"] == "agent_paused":
+        assert running.stdout is not None
+        seen = []
+        for line in running.stdout:
+            seen.append(json.loads(line))
+            if seen[-1]["kind"] == "agent_paused":
                 break
         started = time.monotonic()
-        os.kill(pa.pid, signal.SIGINT)
-        out, _ = pa.communicate(timeout=30)
-    assert pa.returncode == 130
+        os.kill(running.pid, signal.SIGINT)
+        rest, _ = running.communicate(timeout=30)
+    assert running.returncode == 130
     assert time.monotonic() - started < 10
-    assert lines[-1]["wait_s"] > 3000
-    assert '"status":"interrupted"' in out.replace(" ", "")
+    assert seen[-1]["wait_s"] > 3000
+    assert json.loads(rest.splitlines()[-1])["status"] == "interrupted"

@@ -153,12 +153,12 @@ def test_precision_and_recall_on_the_corpus(use_made_changes: bool) -> None:
         for item in items
     ]
     actual = [item["label"] == "question" for item in items]
-    true_pos = sum(p and a for p, a in zip(predicted, actual))
+    true_pos = sum(p and a for p, a in zip(predicted, actual, strict=True))
     precision = true_pos / max(1, sum(predicted))
     recall = true_pos / sum(actual)
     wrong = "\n".join(
         f"  {item['label']}: {' '.join(item['text'].split())[:100]!r} ({item['note']})"
-        for item, p, a in zip(items, predicted, actual)
+        for item, p, a in zip(items, predicted, actual, strict=True)
         if p != a
     )
     assert precision >= 0.85 and recall >= 0.90, (
@@ -272,7 +272,10 @@ def test_bold_alternatives_inside_the_question() -> None:
 
 
 def test_a_menu_above_a_request_gives_the_options() -> None:
-    text = "Would you like me to:\n\n1. Fix the test\n2. Fix the code\n3. Something else?\n\nPlease let me know how you'd like to proceed."
+    text = (
+        "Would you like me to:\n\n1. Fix the test\n2. Fix the code\n3. Something else?\n\n"
+        "Please let me know how you'd like to proceed."
+    )
     question = question_from_text(text)
     assert question.question == "Please let me know how you'd like to proceed."
     assert [option.label for option in question.options] == ["Fix the test", "Fix the code", "Something else?"]

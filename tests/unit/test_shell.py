@@ -124,7 +124,7 @@ def test_nesting_too_deep_for_bashlex_is_split_with_shlex() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
-        st.sampled_from(list("ab -c;|&()<>{}$`'\"\\~*\n=#!:") + ["bash -c ", "$(", "<<EOF\n", "for i in "]), max_size=40
+        st.sampled_from([*"ab -c;|&()<>{}$`'\"\\~*\n=#!:", "bash -c ", "$(", "<<EOF\n", "for i in "]), max_size=40
     ).map("".join)
 )
 def test_parse_bash_never_raises(command: str) -> None:

@@ -113,3 +113,14 @@ def test_terminal_safe_keeps_text_tabs_and_newlines() -> None:
 
     assert terminal_safe("a\tb\nc ✓ é 中 \x1b[1mbold\x1b[0m") == "a\tb\nc ✓ é 中 bold"
     assert terminal_safe("cut off \x1b]52;c;AAAA") == "cut off "
+
+
+def test_a_pause_and_a_loop_each_get_a_line() -> None:
+    from agentproxy.messages import AgentPaused, Stuck
+
+    paused = describe(AgentPaused(subtask_id="2", reason="API 429: rate limited", wait_s=5400, until=1_800_000_000))
+    assert paused is not None and paused.startswith("[2]") and "90 min" in paused and "429" in paused
+    refocused = describe(Stuck(subtask_id="2", pattern="the same call (Bash make) 4 times", action="refocus"))
+    assert refocused is not None and "refocused" in refocused and "Bash make" in refocused
+    failed = describe(Stuck(subtask_id="2", pattern="alternating", action="failed"))
+    assert failed is not None and "again" in failed

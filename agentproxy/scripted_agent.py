@@ -5,7 +5,7 @@ JSON script, speaking Claude Code's stream-json on stdout and asking the host fo
 through the control protocol (`can_use_tool`), as `claude -p --permission-prompt-tool stdio` does.
 Used by `pa --demo` and by tests that exercise the actors without the npm CLI.
 
-    python -m agentproxy.testing.scripted_agent --script FILE [claude's flags, ignored]
+    python -m agentproxy.scripted_agent --script FILE [claude's flags, ignored]
 
 Script: {"turns": [[step, ...], ...]}; steps:
     {"say": TEXT}                                  assistant text
