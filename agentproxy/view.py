@@ -33,10 +33,10 @@ from agentproxy.messages import (
     Reviewed,
     SessionFinished,
     SessionStarted,
+    Stuck,
     Subtask,
     SubtaskFinished,
     SubtaskStarted,
-    Stuck,
     ToolDecided,
     to_json,
 )

@@ -33,17 +33,36 @@ def project(tmp_path: Path) -> Path:
 
 def pa_command(project: Path, task: str, *flags: str) -> list[str]:
     claude = find_claude_bin() or "claude"
-    return [sys.executable, "-m", "agentproxy", "-d", str(project), "--claude-bin", claude, "--output", "json", *flags, task]
+    return [
+        sys.executable,
+        "-m",
+        "agentproxy",
+        "-d",
+        str(project),
+        "--claude-bin",
+        claude,
+        "--output",
+        "json",
+        *flags,
+        task,
+    ]
 
 
 def pa_env(api: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
-    return {**isolated_claude_env(api.url, tmp_path / "claude-home"), "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home")}
+    return {
+        **isolated_claude_env(api.url, tmp_path / "claude-home"),
+        "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home"),
+    }
 
 
 def pa(api: FakeAnthropic, tmp_path: Path, task: str, *flags: str) -> tuple[int, list[dict[str, Any]]]:
     """Run `pa` to the end; its exit code and its events."""
     done = subprocess.run(
-        pa_command(tmp_path / "project", task, *flags), env=pa_env(api, tmp_path), capture_output=True, text=True, timeout=180
+        pa_command(tmp_path / "project", task, *flags),
+        env=pa_env(api, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert events and events[-1]["kind"] == "session_finished", done.stderr[-2000:]
