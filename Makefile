@@ -8,6 +8,8 @@ CLAUDE := $(TOOLS)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
 TYPECHECK_TREE := build/typecheck
+# Real agents' final messages, labelled (see ../shared/data/README.md); read, never copied here.
+QUESTIONS_DATA ?= ../shared/data/agent-final-answers.jsonl
 
 .PHONY: demo test test-fast lint bench install dev claude clean
 
@@ -33,7 +35,7 @@ test-fast: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed $(CLAUDE)
 	CLAUDE_BIN="$(abspath $(CLAUDE))" $(BIN)/python tests/bench/run.py
-	$(BIN)/python tests/bench/questions.py $(wildcard ../shared/data/agent-final-answers.jsonl) tests/data/final_answers.jsonl $(if $(wildcard ../shared/data/agent-final-answers.jsonl),,; echo "../shared/data/agent-final-answers.jsonl not found: skipped")
+	$(BIN)/python tests/bench/questions.py $(QUESTIONS_DATA) tests/data/final_answers.jsonl
 
 install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed

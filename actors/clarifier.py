@@ -40,7 +40,13 @@ class Clarifier(SupervisedActor):
         knowledge = self.board.read()
         plan = knowledge.plan.subtasks if knowledge.plan else []
         subtask = next((s for s in plan if s.id == subtask_id), None)
-        return Situation(task=task, knowledge=knowledge, subtask=subtask, transcript_tail=transcript_tail)
+        return Situation(
+            task=task,
+            knowledge=knowledge,
+            subtask=subtask,
+            transcript_tail=transcript_tail,
+            working_dir=str(self.options.working_dir),
+        )
 
     def on_ask(self, ask: Ask) -> None:
         situation = self.situation(ask.task, ask.subtask_id, ask.transcript_tail)

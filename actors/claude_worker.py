@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import random
 import threading
 import time
@@ -24,6 +25,7 @@ from agentproxy.actors.base import CLARIFIER, DISPATCHER, Directory, SupervisedA
 
 from agentproxy.agents import claude_stream as wire
 from agentproxy.agents.claude import ClaudeProcess, agent_environment, headless_argv
+from agentproxy.agents.claude_tools import EDIT_TOOLS, is_question_tool
 from agentproxy.errors import AgentError
 from agentproxy.loops import StuckDetector
 from agentproxy.messages import (
@@ -56,8 +58,6 @@ from agentproxy.messages import (
     WatchdogFired,
 )
 from agentproxy.options import RunOptions
-from agentproxy.policy import EDIT_TOOLS, ApprovalPolicy, is_question_tool
-from agentproxy.questions import looks_like_question, question_from_text
 from agentproxy.rate_limits import Limit, limit_of, pause_s
 
 WATCHDOG_TICK_S = 0.25
@@ -162,6 +162,7 @@ class ClaudeWorker(SupervisedActor):
             on_line=lambda line: _tell_quietly(ref, AgentLine(line=line.decode("utf-8", "replace"))),
             on_exit=lambda code: _tell_quietly(ref, AgentExited(returncode=code)),
         )
+        warm_up()
         self.start_watchdog()
 
     def send_turn(self, text: str) -> None:
@@ -271,6 +272,8 @@ class ClaudeWorker(SupervisedActor):
         if is_question_tool(request.tool_name):
             self.ask_clarifier(line.request_id, _questions_from_tool(request.input), request.input, via="tool")
             return
+        from agentproxy.policy import ApprovalPolicy  # lazy: see warm_up
+
         decision = ApprovalPolicy(self.cwd, self.options.deny_patterns, allow_tools=self.options.allow_tools).decide(
             request.tool_name, request.input
         )
@@ -328,6 +331,8 @@ class ClaudeWorker(SupervisedActor):
             status = f"API error {result.api_error_status}: " if result.api_error_status else ""
             self.fail_turn(f"agent failed ({result.subtype or 'error'}): {status}{text.strip()[:300]}")
             return
+        from agentproxy.questions import looks_like_question, question_from_text  # lazy, as ApprovalPolicy
+
         self.pauses_in_a_row = 0
         if self.question_follow_ups < self.options.max_question_follow_ups and looks_like_question(
             text, made_changes=self.made_changes()
@@ -457,6 +462,19 @@ class ClaudeWorker(SupervisedActor):
 
 
 PendingRequest = Ask | JudgeTool
+
+
+@functools.cache
+def warm_up() -> None:
+    """Once per process, while the first agent starts: load what its first tool call and final answer
+    need (the policy's and the question detector's regexes, bashlex's parser tables: ~0.3 s)."""
+
+    def load() -> None:
+        from agentproxy import policy, questions, shell  # noqa: F401 - imported for their side effect
+
+        shell.load_bashlex()
+
+    threading.Thread(target=load, name="warm-up", daemon=True).start()
 
 
 def _tell_quietly(ref, message) -> None:

@@ -54,7 +54,6 @@ from agentproxy.messages import (
     SubtaskStarted,
 )
 from agentproxy.options import RunOptions
-from agentproxy.questions import question_from_text
 from agentproxy.secret_files import exclusion_warning
 from agentproxy.workspace import Workspace
 
@@ -285,6 +284,8 @@ class Dispatcher(SupervisedActor):
 
     def ask_for_agent(self, state: SubtaskState, question: str) -> None:
         """The review found the agent's final message to be a question: the Clarifier answers it."""
+        from agentproxy.questions import question_from_text  # lazy: see claude_worker.warm_up
+
         assert self.run is not None
         state.questions_answered += 1
         state.status = "asking"

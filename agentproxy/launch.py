@@ -10,10 +10,10 @@ from typing import Any
 
 from agentproxy import config
 from agentproxy.agents.claude import resolve_agent_command
+from agentproxy.blocklist import parse_deny_patterns
 from agentproxy.brain import Brain, OfflineBrain
 from agentproxy.errors import UsageError
 from agentproxy.options import RunOptions
-from agentproxy.policy import parse_deny_patterns
 from agentproxy.sessions import Resumption, resumption
 from agentproxy.store import check_store
 from agentproxy.workspace import check_repo_state, prepare_workdir

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentproxy.policy import DEFAULT_DENY
+from agentproxy.blocklist import DEFAULT_DENY
 
 
 @dataclass(frozen=True)

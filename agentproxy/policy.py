@@ -12,60 +12,18 @@ import fnmatch
 import itertools
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from agentproxy.agents.claude_tools import EDIT_TOOLS, READ_TOOLS
+from agentproxy.blocklist import DEFAULT_DENY
 from agentproxy.command_rules import CommandRules
-from agentproxy.errors import UsageError
 from agentproxy.shell import parse_bash
+from agentproxy.tool_input import COMMAND_KEYS, MAX_INPUT_STRINGS, input_strings, looks_like_path
 from agentproxy.worktree_paths import WorktreePaths
 
-# Regexes searched in a Bash command the parser cannot read, in the path a tool touches, and in
-# every string an unknown tool is given. Parsed commands meet the structural rules instead.
-DEFAULT_DENY: tuple[str, ...] = (
-    r"\brm\s+(-[a-zA-Z]*[rRf][a-zA-Z]*\s+)+(--\s+)?(/|~|\$HOME)/?(\s|\*|$)",  # rm -rf / or ~
-    r"\bgit\s+push\b.*\s(--force(-with-lease)?|-f)\b",
-    r"(^|/|~)\.ssh(/|$)",  # private keys and known hosts
-    r"\bsudo\b",
-    r"\bmkfs(\.\w+)?\b",
-    r"\bdd\b.*\bof=/dev/",
-    r"\bchmod\s+(-[a-zA-Z]*R[a-zA-Z]*\s+)777\s+/(\s|$)",
-    r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:",  # the classic fork bomb
-    r"\b(curl|wget)\b[^|]*\|\s*(ba|z)?sh\b",  # piping a download into a shell
-)
-
-EDIT_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})
-READ_TOOLS = frozenset({"Read", "Glob", "Grep", "LS", "TodoWrite", "WebFetch", "WebSearch", "Task", "BashOutput"})
-QUESTION_TOOLS = frozenset({"AskUserQuestion"})
-# Keys of an unknown tool's input whose values are read as Bash commands, or as paths.
-COMMAND_KEYS = frozenset({"command", "cmd", "script", "shell", "bash", "sh", "commandline", "command_line"})
-PATH_KEYS = frozenset(
-    {
-        "path",
-        "file",
-        "file_path",
-        "filepath",
-        "filename",
-        "notebook_path",
-        "directory",
-        "dir",
-        "cwd",
-        "target",
-        "destination",
-        "dest",
-        "output",
-        "output_path",
-        "workdir",
-        "working_directory",
-        "root",
-        "source",
-        "src",
-    }
-)
-MAX_INPUT_STRINGS = 2000
-MAX_INPUT_DEPTH = 32
 MAX_REASON_CHARS = 400
 _EDIT_PATH_KEYS = ("file_path", "notebook_path", "path")
 
@@ -76,42 +34,6 @@ Verdict = Literal["allow", "deny", "ask"]
 class Decision:
     verdict: Verdict
     reason: str
-
-
-def is_question_tool(tool_name: str) -> bool:
-    return tool_name in QUESTION_TOOLS
-
-
-def parse_deny_patterns(extra: Iterable[str]) -> tuple[str, ...]:
-    """The default blocklist plus the user's patterns; a pattern that does not compile is a usage error."""
-    patterns = list(DEFAULT_DENY)
-    for pattern in extra:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise UsageError(f"--deny {pattern!r} is not a valid regular expression: {exc}") from exc
-        patterns.append(pattern)
-    return tuple(patterns)
-
-
-def input_strings(value: Any, key: str = "", depth: int = 0) -> Iterator[tuple[str, str]]:
-    """(key, string) for every string in a tool's input, however nested; raises ValueError past the bounds."""
-    if depth > MAX_INPUT_DEPTH:
-        raise ValueError("nested too deeply")
-    if isinstance(value, str):
-        yield key, value
-    elif isinstance(value, Mapping):
-        for name, item in value.items():
-            yield from input_strings(item, str(name).lower(), depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from input_strings(item, key, depth + 1)
-
-
-def looks_like_path(key: str, value: str) -> bool:
-    if key in PATH_KEYS:
-        return bool(value)
-    return (value.startswith(("/", "~/")) or value == "~") and "\n" not in value
 
 
 class ApprovalPolicy:

@@ -10,13 +10,12 @@ process substitutions; it unwraps ``bash -c``/``eval`` strings and prefixes such
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
-
-import bashlex  # type: ignore[import-untyped]
 
 MAX_COMMAND_CHARS = 50_000  # longer command lines are not parsed (bashlex is slow and recursive)
 MAX_DEPTH = 6  # nested bash -c / eval / substitutions followed
@@ -264,7 +263,7 @@ class _Walker:
             return []
         text = "echo " + '"' + body.replace("\\", "\\\\").replace('"', '\\"') + '"'
         try:
-            trees = bashlex.parse(text)
+            trees = load_bashlex().parse(text)
         except Exception:
             return []
         reader = _Walker(text)
@@ -349,6 +348,14 @@ def _commands_of(script: str, depth: int) -> tuple[list[SimpleCommand], Parser, 
     return walker.out, "shlex", [], walker.too_deep
 
 
+@functools.cache
+def load_bashlex() -> Any:
+    """bashlex, imported on first use: building its parser tables takes ~0.2 s (the runtime warms it up)."""
+    import bashlex  # type: ignore[import-untyped]
+
+    return bashlex
+
+
 def _bashlex_trees(command: str) -> tuple[list[Any], str] | None:
     """bashlex's trees and the text they index (here-document delimiters unquoted, `time` dropped)."""
     if not command.strip():
@@ -357,7 +364,7 @@ def _bashlex_trees(command: str) -> tuple[list[Any], str] | None:
     text = _ESCAPED_HEREDOC.sub(r"<<\1\2", text)
     text = _TIME_PREFIX.sub(r"\1", text)  # bashlex has no `time` keyword
     try:
-        return list(bashlex.parse(text)), text
+        return list(load_bashlex().parse(text)), text
     except Exception:
         return None
 

@@ -24,6 +24,7 @@ class Situation:
     knowledge: Knowledge = field(default_factory=Knowledge)
     subtask: Subtask | None = None
     transcript_tail: str = ""  # the agent's recent output, newest last
+    working_dir: str = ""  # where the agent works: paths inside it are the project's
 
 
 @dataclass(frozen=True)

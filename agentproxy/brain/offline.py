@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from agentproxy.brain.base import EventSink, ReviewInput, Situation, ToolJudgement
 from agentproxy.checks import failure_report
 from agentproxy.knowledge import Knowledge
 from agentproxy.messages import AgentQuestion, Plan, Subtask, Verdict
-from agentproxy.policy import (
+from agentproxy.tool_input import (
     COMMAND_KEYS,
     MAX_INPUT_STRINGS,
     input_strings,
@@ -85,7 +86,7 @@ class OfflineBrain:
 
     def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement:
         """Deny a tool that carries a command or a path leaving the project; allow the rest."""
-        if concern := _tool_concern(tool_input):
+        if concern := _tool_concern(tool_input, situation.working_dir):
             return ToolJudgement(allow=False, reason=f"{tool_name} {concern}; denied by the offline brain")
         return ToolJudgement(allow=True, reason=f"{tool_name}: no rule applies; allowed by the offline brain")
 
@@ -99,8 +100,9 @@ def expects_changes(instructions: str) -> bool:
     return bool(_CHANGE_VERB.search(text)) or not asks_for_words
 
 
-def _tool_concern(tool_input: Any) -> str | None:
-    """What makes an unknown tool risky: a shell command, or a path that is absolute, ~ or climbs out."""
+def _tool_concern(tool_input: Any, working_dir: str) -> str | None:
+    """What makes an unknown tool risky: a shell command, or a path that leaves the working directory
+    (without one to compare with: any absolute, ~ or climbing path)."""
     try:
         strings = list(itertools.islice(input_strings(tool_input), MAX_INPUT_STRINGS + 1))
     except ValueError:
@@ -110,11 +112,19 @@ def _tool_concern(tool_input: Any) -> str | None:
     for key, value in strings:
         if key in COMMAND_KEYS and value.strip():
             return f"carries a command ({key})"
-        if looks_like_path(key, value) and (
-            value.startswith(("/", "~")) or ".." in value.replace("\\", "/").split("/")
-        ):
+        if looks_like_path(key, value) and _may_leave(value, working_dir):
             return f"carries a path that may leave the project ({key or 'a value'})"
     return None
+
+
+def _may_leave(path: str, working_dir: str) -> bool:
+    if not working_dir:
+        return path.startswith(("/", "~")) or ".." in path.replace("\\", "/").split("/")
+    root = Path(working_dir).resolve()
+    try:
+        return not (root / Path(path).expanduser()).resolve().is_relative_to(root)
+    except (OSError, ValueError, RuntimeError):  # NUL bytes, symlink loops: not provably inside
+        return True
 
 
 def _pick(question: AgentQuestion) -> str:

@@ -55,6 +55,9 @@ def main(paths: list[str]) -> int:
         print(__doc__.strip().splitlines()[0], file=sys.stderr)
         return 2
     for name in paths:
+        if not Path(name).is_file():
+            print(f"{name}: not found, skipped")
+            continue
         items = load(Path(name))
         precision, recall, f1, wrong = scores(items)
         print(f"{name}: N={len(items)} precision={precision:.2f} recall={recall:.2f} F1={f1:.2f}")

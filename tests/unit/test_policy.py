@@ -14,16 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agentproxy.agents.claude_tools import is_question_tool
+from agentproxy.blocklist import DEFAULT_DENY, parse_deny_patterns
 from agentproxy.brain.base import Situation
 from agentproxy.brain.offline import OfflineBrain
 from agentproxy.errors import UsageError
-from agentproxy.policy import (
-    DEFAULT_DENY,
-    ApprovalPolicy,
-    Decision,
-    is_question_tool,
-    parse_deny_patterns,
-)
+from agentproxy.policy import ApprovalPolicy, Decision
 
 EDIT_TOOLS = ["Write", "Edit", "MultiEdit", "NotebookEdit"]
 
@@ -680,3 +676,13 @@ def test_decide_survives_inputs_that_are_not_mappings(policy: ApprovalPolicy) ->
         decision = policy.decide("mcp__x__y", odd)  # type: ignore[arg-type]
         assert decision.reason
     assert policy.decide(None, {}).reason  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("relative", "allowed"),
+    [("src/app.py", True), ("{root}/src/app.py", True), ("../elsewhere", False), ("/srv/data", False)],
+)
+def test_the_offline_brain_knows_the_working_directory(tmp_path: Path, relative: str, allowed: bool) -> None:
+    situation = Situation("task", working_dir=str(tmp_path))
+    judgement = OfflineBrain().judge_tool("mcp__x__y", {"path": relative.format(root=tmp_path)}, situation)
+    assert judgement.allow is allowed, judgement.reason
