@@ -26,7 +26,9 @@ class OneLineUsageError(typer.BadParameter):
     """A command-line error shown as one `pa: error:` line, where click shows usage, a hint and a box."""
 
     def show(self, file: IO[Any] | None = None) -> None:
-        typer.echo(f"pa: error: {self.message}", err=True)
+        from agentproxy.redact import installed  # lazy: only an error pays for it
+
+        typer.echo(f"pa: error: {installed().redact(self.message)}", err=True)
 
 
 class PaCommand(TyperCommand):

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from agentproxy.messages import AgentQuestion
+from agentproxy.redact import installed
+from agentproxy.view import terminal_safe
 
 
 def ask_on_terminal(
@@ -24,16 +26,22 @@ def ask_on_terminal(
     out = out or sys.stderr
     answers = []
     for question, default in zip(questions, defaults, strict=True):
-        out.write(f"\n? {question.question}\n")
+        out.write(f"\n? {_shown(question.question)}\n")
         for number, option in enumerate(question.options, start=1):
-            out.write(f"  {number}. {option.label}" + (f" - {option.description}" if option.description else "") + "\n")
-        out.write(f"  answer (number or text; Enter = {default!r}; {timeout_s:g}s): ")
+            detail = f" - {option.description}" if option.description else ""
+            out.write(f"  {number}. {_shown(option.label + detail)}\n")
+        out.write(f"  answer (number or text; Enter = {_shown(repr(default))}; {timeout_s:g}s): ")
         out.flush()
         reply = _read_line(fd, timeout_s)
         answers.append(_chosen(question, reply) or default)
-        out.write(f"  -> {answers[-1]}\n")
+        out.write(f"  -> {_shown(answers[-1])}\n")
         out.flush()
     return answers
+
+
+def _shown(text: str) -> str:
+    """The agent's words as the terminal may show them: no secrets, no control sequences."""
+    return terminal_safe(installed().redact(text))
 
 
 def _chosen(question: AgentQuestion, reply: str | None) -> str:

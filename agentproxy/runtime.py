@@ -6,6 +6,7 @@ This is the Python API behind `pa` (and later the server): ``run_task(task, opti
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -166,7 +167,8 @@ def _run(
                 resume_agent_session=resume.agent_session_id if resume else None,
             ),
         )
-        return _wait(outcome, directory, session_id, timeout_s)
+        ended = _wait(outcome, directory, session_id, timeout_s)
+        return dataclasses.replace(ended, reason=redactor.redact(ended.reason))
     finally:
         brain.events.connect(None)
         with contextlib.suppress(pykka.Timeout):
