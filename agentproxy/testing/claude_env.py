@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,3 +59,21 @@ def fake_api_options(base_url: str, working_dir: Path, home: Path, **overrides: 
         agent_timeout_s=120,
     )
     return replace(options, **overrides)
+
+
+def pa_argv(project: Path, task: str, *flags: str, claude_bin: str | None = None, output: str = "json") -> list[str]:
+    """`pa` as the tests run it: this interpreter, the project, the CLI under test, events as JSON lines."""
+    claude = claude_bin or find_claude_bin() or "claude"
+    return [
+        sys.executable,
+        "-m",
+        "agentproxy",
+        "-d",
+        str(project),
+        "--claude-bin",
+        claude,
+        "--output",
+        output,
+        *flags,
+        task,
+    ]

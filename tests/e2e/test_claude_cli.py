@@ -26,7 +26,7 @@ from agentproxy.messages import (
 )
 from agentproxy.options import RunOptions
 from agentproxy.runtime import run_task
-from agentproxy.testing.claude_env import fake_api_options, find_claude_bin, isolated_claude_env
+from agentproxy.testing.claude_env import fake_api_options, find_claude_bin, isolated_claude_env, pa_argv
 from agentproxy.testing.fake_anthropic import CapturedRequest, Error, FakeAnthropic, Hang, Text, ToolUse, write_file
 
 CLAUDE_BIN = find_claude_bin() or "claude"
@@ -66,18 +66,7 @@ def test_pa_creates_a_file(project: Path, tmp_path: Path, agentproxy_home: Path)
     with FakeAnthropic(write_file("hello.txt", "hi\n"), Text("Created hello.txt.")) as api:
         env = {**isolated_claude_env(api.url, tmp_path / "claude-home"), "AGENTPROXY_HOME": str(agentproxy_home)}
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "agentproxy",
-                "-d",
-                str(project),
-                "--claude-bin",
-                CLAUDE_BIN,
-                "--output",
-                "json",
-                "Create hello.txt containing hi",
-            ],
+            pa_argv(project, "Create hello.txt containing hi"),
             env=env,
             capture_output=True,
             text=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from agentproxy.messages import (
     SubtaskFinished,
 )
 from agentproxy.runtime import run_task
-from agentproxy.testing.claude_env import fake_api_options, find_claude_bin, isolated_claude_env
+from agentproxy.testing.claude_env import fake_api_options, find_claude_bin, isolated_claude_env, pa_argv
 from agentproxy.testing.fake_anthropic import CapturedRequest, FakeAnthropic, Text, ToolUse, write_file
 from agentproxy.testing.fake_gemini import FakeGemini, Json, Status
 
@@ -138,18 +137,7 @@ def test_pa_with_gemini_down_finishes_on_the_offline_brain_and_never_shows_the_k
             "GOOGLE_GEMINI_BASE_URL": gemini.url,
         }
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "agentproxy",
-                "-d",
-                str(project),
-                "--claude-bin",
-                CLAUDE_BIN,
-                "--output",
-                "json",
-                "Create hello.txt",
-            ],
+            pa_argv(project, "Create hello.txt"),
             env=env,
             capture_output=True,
             text=True,

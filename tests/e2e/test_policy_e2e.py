@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
+from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env, pa_argv
 from agentproxy.testing.fake_anthropic import FakeAnthropic, Text, ToolUse
 
 CLAUDE_BIN = find_claude_bin() or "claude"
@@ -64,19 +64,7 @@ def run_pa(
 ) -> list[dict[str, Any]]:
     env = {**isolated_claude_env(api.url, tmp_path / "claude-home"), "AGENTPROXY_HOME": str(home)}
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agentproxy",
-            "-d",
-            str(project),
-            "--claude-bin",
-            claude_bin,
-            "--output",
-            "json",
-            *extra,
-            "Do the task",
-        ],
+        pa_argv(project, "Do the task", *extra, claude_bin=claude_bin),
         env=env,
         capture_output=True,
         text=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from agentproxy.testing.claude_env import (
     fake_api_options,
     find_claude_bin,
     isolated_claude_env,
+    pa_argv,
 )
 from agentproxy.testing.fake_anthropic import FakeAnthropic, Text, ToolUse, write_file
 from agentproxy.view import JsonView, TextView
@@ -108,17 +108,7 @@ def pa(
         "MY_SERVICE_TOKEN": SERVICE_TOKEN,
     }
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "agentproxy",
-            "-d",
-            str(project),
-            "--claude-bin",
-            CLAUDE_BIN,
-            *extra,
-            "Create hello.txt containing hi",
-        ],
+        pa_argv(project, "Create hello.txt containing hi", *extra, output="text"),
         env=env,
         capture_output=True,
         text=True,

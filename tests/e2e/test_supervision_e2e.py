@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
+from agentproxy.testing.claude_env import isolated_claude_env, pa_argv
 from agentproxy.testing.fake_anthropic import CapturedRequest, Error, FakeAnthropic, Text, ToolUse, write_file
 
 REFOCUS_MARK = "You are repeating yourself"
@@ -31,23 +31,6 @@ def project(tmp_path: Path) -> Path:
     return directory
 
 
-def pa_command(project: Path, task: str, *flags: str) -> list[str]:
-    claude = find_claude_bin() or "claude"
-    return [
-        sys.executable,
-        "-m",
-        "agentproxy",
-        "-d",
-        str(project),
-        "--claude-bin",
-        claude,
-        "--output",
-        "json",
-        *flags,
-        task,
-    ]
-
-
 def pa_env(api: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
     return {
         **isolated_claude_env(api.url, tmp_path / "claude-home"),
@@ -58,7 +41,7 @@ def pa_env(api: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
 def pa(api: FakeAnthropic, tmp_path: Path, task: str, *flags: str) -> tuple[int, list[dict[str, Any]]]:
     """Run `pa` to the end; its exit code and its events."""
     done = subprocess.run(
-        pa_command(tmp_path / "project", task, *flags),
+        pa_argv(tmp_path / "project", task, *flags),
         env=pa_env(api, tmp_path),
         capture_output=True,
         text=True,
@@ -224,7 +207,7 @@ def test_ctrl_c_during_a_pause_exits_130_at_once(project: Path, tmp_path: Path) 
     resets = int(time.time()) + 3600
     with FakeAnthropic(Error(429, "rate_limit_error", f"usage limit reached|{resets}")) as api:
         running = subprocess.Popen(
-            pa_command(project, "Write done.txt"), env=pa_env(api, tmp_path), stdout=subprocess.PIPE, text=True
+            pa_argv(project, "Write done.txt"), env=pa_env(api, tmp_path), stdout=subprocess.PIPE, text=True
         )
         assert running.stdout is not None
         seen = []
