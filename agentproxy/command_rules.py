@@ -20,6 +20,31 @@ FETCHERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https", "xh"})
 SCRIPT_RUNNERS = SHELLS | {"eval", "source", "."}
 INTERPRETERS = frozenset({"python", "python3", "perl", "ruby", "node"})  # run stdin when given no script
 DELETERS = frozenset({"rm", "rmdir", "unlink", "shred", "srm", "wipe"})
+POWER = frozenset({"shutdown", "reboot", "halt", "poweroff"})
+_PUBLISHES = "publishes a release"
+_MACHINE = "changes the machine, not the project"
+# Program -> (subcommands that act outside the project, what they do there).
+_BEYOND_THE_PROJECT: dict[str, tuple[frozenset[str], str]] = {
+    "npm": (frozenset({"publish", "unpublish", "deprecate"}), _PUBLISHES),
+    "pnpm": (frozenset({"publish"}), _PUBLISHES),
+    "yarn": (frozenset({"publish", "npm"}), _PUBLISHES),
+    "twine": (frozenset({"upload"}), _PUBLISHES),
+    "poetry": (frozenset({"publish"}), _PUBLISHES),
+    "uv": (frozenset({"publish"}), _PUBLISHES),
+    "flit": (frozenset({"publish"}), _PUBLISHES),
+    "hatch": (frozenset({"publish"}), _PUBLISHES),
+    "cargo": (frozenset({"publish", "yank", "owner"}), _PUBLISHES),
+    "gem": (frozenset({"push", "yank"}), _PUBLISHES),
+    "mvn": (frozenset({"deploy"}), _PUBLISHES),
+    "gh": (frozenset({"release"}), _PUBLISHES),
+    "docker": (frozenset({"push", "system", "volume"}), "pushes an image or prunes the docker daemon's state"),
+    "systemctl": (
+        frozenset({"poweroff", "reboot", "halt", "suspend", "stop", "restart", "disable", "mask", "kill"}),
+        _MACHINE,
+    ),
+    "init": (frozenset({"0", "6"}), _MACHINE),
+    "crontab": (frozenset({"-r"}), "removes the user's crontab"),
+}
 # Program -> options that take a separate argument (so that argument is not an operand).
 _OPTIONS_WITH_ARGUMENT: dict[str, frozenset[str]] = {
     "shred": frozenset({"-n", "-s", "--iterations", "--size", "--random-source"}),
@@ -92,6 +117,8 @@ class CommandRules:
         program, args = command.program, command.args
         if program.startswith("mkfs") or program in DISK_TOOLS:
             return f"{program} formats or repartitions a disk"
+        if reason := _beyond_the_project(program, args):
+            return reason
         verb = " ".join([program, *[a for a in args if a.startswith("-") and a != "--"][:3]])
         if program in DELETERS:
             return self.writes(command, cwd, operands(args, _OPTIONS_WITH_ARGUMENT.get(program)), verb, delete=True)
@@ -249,6 +276,40 @@ def _short_options(args: Iterable[str], with_argument: set[str]) -> list[str]:
             options.append(word[1:])
             skip = word in with_argument
     return options
+
+
+def _beyond_the_project(program: str, args: tuple[str, ...]) -> str | None:
+    """A command whose effect leaves the project: the machine's power, processes, services and
+    schedule, a published release, files copied to another host."""
+    if program in POWER:
+        return f"{program} stops the machine"
+    words = [a for a in args if not a.startswith("-") or program == "crontab"]
+    if program in ("kill", "pkill") and "-1" in _kill_targets(args):
+        return f"{program} -1 signals every process of the user"
+    if program == "service" and len(words) >= 2 and words[1] in ("stop", "restart", "reload"):
+        return f"service {words[0]} {words[1]} {_MACHINE}"
+    subcommands, effect = _BEYOND_THE_PROJECT.get(program, (frozenset(), ""))
+    if words and words[0] in subcommands:
+        return f"{program} {words[0]} {effect}"
+    if program in ("scp", "rsync", "sftp") and len(words) >= 2 and _remote(words[-1]):
+        return f"{program} copies files to another host ({words[-1]})"
+    return None
+
+
+def _kill_targets(args: tuple[str, ...]) -> tuple[str, ...]:
+    """kill's process ids: after a signal option (-9, -KILL, -s SIG) and --."""
+    rest = list(args)
+    if rest and rest[0] in ("-s", "-n"):
+        rest = rest[2:]
+    elif len(rest) > 1 and rest[0].startswith("-") and rest[0] != "--":
+        rest = rest[1:]
+    return tuple(rest[1:] if rest[:1] == ["--"] else rest)
+
+
+def _remote(word: str) -> bool:
+    """host:path or user@host:path, not a local path with a colon in it."""
+    head, colon, _ = word.partition(":")
+    return bool(colon) and bool(head) and "/" not in head
 
 
 def _force_push(args: list[str]) -> str | None:

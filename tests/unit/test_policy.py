@@ -211,6 +211,22 @@ DANGEROUS_BASH = [
     "[[ -f x ]] && rm -rf /tmp/y",
     "case x in x) rm -rf ~;; esac",
     "echo $((1+1)) > /etc/x",
+    # effects beyond the project: the machine, a release, another host
+    "shutdown -h now",
+    "sudo reboot",
+    "kill -9 -1",
+    "kill -s KILL -1",
+    "crontab -r",
+    "systemctl stop postgresql",
+    "service nginx restart",
+    "npm publish --access public",
+    "twine upload dist/*",
+    "cargo publish",
+    "docker push registry.example/app:latest",
+    "docker system prune -af",
+    "gh release create v1.0.0",
+    "scp -r . deploy@prod:/srv/app",
+    "rsync -az ./ backup-host:/data",
 ]
 
 BENIGN_BASH = [
@@ -291,6 +307,16 @@ BENIGN_BASH = [
     "printf '%s\\n' sudo",
     "[[ -f setup.py ]] && pip install -e .",
     "echo $((1+2))",
+    "kill 4242",
+    "pkill -f 'vite --port 5173'",
+    "crontab -l",
+    "systemctl status nginx",
+    "npm run publish-docs",
+    "cargo test --workspace",
+    "docker build -t app .",
+    "gh pr view 12",
+    "scp -P 2222 ci@builder:/artifacts/app.tar .",
+    "rsync -a src/ build/",
 ]
 
 DANGEROUS_TOOLS: list[tuple[str, dict[str, Any]]] = [
