@@ -8,7 +8,8 @@ from typing import Any
 from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
 
 from agentproxy.brain import Brain, OfflineBrain, ReviewInput
-from agentproxy.checks import detect_checks, run_checks
+from agentproxy.checks import run_checks
+from agentproxy.detect import detect_checks
 from agentproxy.errors import WorkspaceError
 from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import ChecksRan, Review, ReviewDone, Reviewed
@@ -38,7 +39,7 @@ class Verifier(SupervisedActor):
 
     def on_review(self, review: Review) -> None:
         cwd = Path(review.cwd)
-        commands = list(self.options.checks) or detect_checks(cwd)
+        commands = list(self.options.checks) or [check.command for check in detect_checks(cwd)]
         commands += [check for check in review.subtask.checks if check not in commands]
         results = run_checks(commands, cwd, self.options.check_timeout_s) if commands else []
         if results:

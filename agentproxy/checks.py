@@ -1,10 +1,8 @@
-"""The project's own checks: which commands verify it, running them bounded, and reporting failures."""
+"""The project's own checks: running them bounded, and reporting failures (agentproxy.detect says which)."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,29 +13,6 @@ from agentproxy.messages import CheckResult
 
 TAIL_CHARS = 4000
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-_MAKE_TEST_TARGET = re.compile(r"^test\s*:", re.MULTILINE)
-_PYTEST_MARKERS = ("pytest.ini", "conftest.py", "tox.ini")
-
-
-def detect_checks(project: Path) -> list[str]:
-    """The commands a developer of this project would run before calling a change done.
-
-    A `make test` target wins: the project has said how it wants to be tested.
-    """
-    makefile = project / "Makefile"
-    if makefile.is_file() and _MAKE_TEST_TARGET.search(_read(makefile)):
-        return ["make test"]
-    commands = []
-    if _uses_pytest(project):
-        python = "python" if shutil.which("python") else "python3"
-        commands.append(f"{python} -m pytest -q")
-    if _has_npm_test(project):
-        commands.append("npm test")
-    if (project / "Cargo.toml").is_file():
-        commands.append("cargo test")
-    if (project / "go.mod").is_file():
-        commands.append("go test ./...")
-    return commands
 
 
 def run_checks(commands: Sequence[str], cwd: Path, timeout_s: float, tail_chars: int = TAIL_CHARS) -> list[CheckResult]:
@@ -79,34 +54,3 @@ def failure_report(results: Sequence[CheckResult], max_chars: int) -> str:
             output = "…" + output[-(room - 1) :] if room > 1 else "…"
         sections.append(f"{header}\n{output}")
     return "\n\n".join(sections)[-max_chars:]
-
-
-def _uses_pytest(project: Path) -> bool:
-    if any((project / name).is_file() for name in _PYTEST_MARKERS):
-        return True
-    for config in ("pyproject.toml", "setup.cfg"):
-        if "pytest" in _read(project / config):
-            return True
-    tests = project / "tests"
-    if tests.is_dir() and any(tests.glob("test_*.py")):
-        return True
-    return any(project.glob("test_*.py")) or any(project.glob("*_test.py"))
-
-
-def _has_npm_test(project: Path) -> bool:
-    package = project / "package.json"
-    if not package.is_file():
-        return False
-    try:
-        script = json.loads(_read(package)).get("scripts", {}).get("test", "")
-    except (json.JSONDecodeError, AttributeError):
-        return False
-    # npm init's placeholder fails on purpose; it is not a test suite.
-    return bool(script) and "no test specified" not in script
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""

@@ -210,10 +210,14 @@ def pa(
             parser=text_value,
             help=(
                 "A check command that must pass"
-                " (repeatable; default: detect pytest, npm test, cargo test, go test, make test)."
+                " (repeatable; default: what the project's developers run, see --show-checks)."
             ),
         ),
     ] = None,
+    show_checks: Annotated[
+        bool,
+        typer.Option("--show-checks", help="Print the checks for the project (-d DIR), and why each, and exit."),
+    ] = False,
     max_attempts: Annotated[
         int, typer.Option("--max-attempts", metavar="N", min=0, help="Follow-ups allowed after a failed verification.")
     ] = 3,
@@ -305,6 +309,8 @@ def _dispatch(**args) -> int:
     if args["list_sessions"]:
         typer.echo(sessions.format_sessions(sessions.list_sessions()))
         return EXIT_OK
+    if args["show_checks"]:
+        return _show_checks(args)
     # Checked before anything is saved or created, like every other argument.
     args["task"] = launch.read_task(args["task"], args["task_file"])
     if args["set_contextdir"] is not None:
@@ -326,6 +332,27 @@ def _dispatch(**args) -> int:
     if args["context_dir"] is not None:
         args["context_dir"] = _existing_dir(args["context_dir"], "--context-dir")
     return launch.run_from_cli(args)
+
+
+def _show_checks(args: dict[str, Any]) -> int:
+    """Print what the Verifier would run in the project; reads the directory, never creates or changes it."""
+    from agentproxy import config
+    from agentproxy.detect import detect_checks
+    from agentproxy.messages import DetectedCheck
+
+    project = _existing_dir(args["working_dir"] or config.saved_workdir() or Path.cwd(), "-d")
+    given = [DetectedCheck(command=command, reason="given with --check") for command in args["checks"] or []]
+    checks = given or detect_checks(project)
+    if args["output"] == Output.json:
+        import msgspec
+
+        for check in checks:
+            typer.echo(msgspec.json.encode(check).decode())
+    elif checks:
+        typer.echo("\n\n".join(f"{check.command}\n  why: {check.reason}" for check in checks))
+    else:
+        typer.echo(f"{project}: no checks found: pass --check CMD")
+    return EXIT_OK
 
 
 def _existing_dir(path: Path, flag: str) -> Path:

@@ -53,6 +53,13 @@ class AgentQuestion(Data, frozen=True):
     multi_select: bool = False
 
 
+class DetectedCheck(Data, frozen=True):
+    """A command the project's developers run to test it, and the evidence it was chosen on."""
+
+    command: str
+    reason: str
+
+
 class CheckResult(Data, frozen=True):
     command: str
     exit_code: int
@@ -76,6 +83,21 @@ class Usage(Data, frozen=True):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+
+
+CheckKind = Literal["passed", "failed", "preexisting", "environment"]
+
+
+class CheckVerdict(Data, frozen=True):
+    """One check judged against the subtask's base: only what the change made worse fails the agent."""
+
+    command: str
+    kind: CheckKind
+    new_failures: list[str] = []  # tests that fail now and did not at the base
+    preexisting: list[str] = []  # tests that failed at the base too
+    summary: str = ""  # one line, for the agent and the user
+    cause: str = ""  # an environment failure's evidence
+    fix: str = ""  # and what would repair it
 
 
 # ---------------------------------------------------------------------------------------------

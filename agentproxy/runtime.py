@@ -6,8 +6,8 @@ This is the Python API behind `pa` (and later the server): ``run_task(task, opti
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path

@@ -1,8 +1,7 @@
-"""The project's checks: detecting the commands, running them bounded, and reporting failures."""
+"""The project's checks: running them bounded, and reporting failures (detection: test_detect.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -10,113 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agentproxy.checks import detect_checks, failure_report, run_checks
+from agentproxy.checks import failure_report, run_checks
 from agentproxy.messages import CheckResult
 
 PY = sys.executable
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
-# --- detect_checks -----------------------------------------------------------------------------
-
-
-def test_makefile_with_test_target_wins_and_is_the_only_command(tmp_path: Path) -> None:
-    _write(tmp_path / "Makefile", "build:\n\techo build\n\ntest: build\n\tpytest\n")
-    # Other markers that would otherwise add commands.
-    _write(tmp_path / "pytest.ini", "[pytest]\n")
-    _write(tmp_path / "Cargo.toml", "[package]\nname='x'\n")
-    _write(tmp_path / "go.mod", "module x\n")
-    _write(tmp_path / "package.json", json.dumps({"scripts": {"test": "jest"}}))
-
-    assert detect_checks(tmp_path) == ["make test"]
-
-
-def test_makefile_without_test_target_is_ignored(tmp_path: Path) -> None:
-    _write(tmp_path / "Makefile", "build:\n\techo build\nlint:\n\truff .\n# test: commented out\n")
-    _write(tmp_path / "go.mod", "module x\n")
-
-    assert detect_checks(tmp_path) == ["go test ./..."]
-
-
-def test_makefile_without_test_target_and_nothing_else_gives_no_checks(tmp_path: Path) -> None:
-    _write(tmp_path / "Makefile", "testing:\n\techo not the test target\n")
-    assert detect_checks(tmp_path) == []
-
-
-@pytest.mark.parametrize(
-    ("relative", "content"),
-    [
-        ("pytest.ini", "[pytest]\n"),
-        ("conftest.py", ""),
-        ("pyproject.toml", "[project]\nname = 'x'\n\n[tool.pytest.ini_options]\naddopts = '-q'\n"),
-        ("tests/test_x.py", "def test_x():\n    assert True\n"),
-    ],
-)
-def test_pytest_is_detected(tmp_path: Path, relative: str, content: str) -> None:
-    _write(tmp_path / relative, content)
-
-    commands = detect_checks(tmp_path)
-
-    assert len(commands) == 1
-    assert commands[0].endswith(" -m pytest -q")
-    assert commands[0].split()[0] in {"python", "python3"}
-
-
-def test_pyproject_without_pytest_is_not_a_pytest_project(tmp_path: Path) -> None:
-    _write(tmp_path / "pyproject.toml", "[project]\nname = 'x'\n")
-    assert detect_checks(tmp_path) == []
-
-
-def test_package_json_with_a_real_test_script_gives_npm_test(tmp_path: Path) -> None:
-    _write(tmp_path / "package.json", json.dumps({"name": "x", "scripts": {"test": "jest --ci"}}))
-    assert detect_checks(tmp_path) == ["npm test"]
-
-
-@pytest.mark.parametrize(
-    "package",
-    [
-        {"name": "x", "scripts": {"test": 'echo "Error: no test specified" && exit 1'}},
-        {"name": "x", "scripts": {"build": "tsc"}},
-        {"name": "x"},
-    ],
-)
-def test_package_json_without_a_real_test_script_gives_nothing(tmp_path: Path, package: dict) -> None:
-    _write(tmp_path / "package.json", json.dumps(package))
-    assert detect_checks(tmp_path) == []
-
-
-def test_broken_package_json_gives_nothing(tmp_path: Path) -> None:
-    _write(tmp_path / "package.json", "{not json")
-    assert detect_checks(tmp_path) == []
-
-
-@pytest.mark.parametrize(
-    ("marker", "expected"),
-    [("Cargo.toml", "cargo test"), ("go.mod", "go test ./...")],
-)
-def test_cargo_and_go_are_detected(tmp_path: Path, marker: str, expected: str) -> None:
-    _write(tmp_path / marker, "# project\n")
-    assert detect_checks(tmp_path) == [expected]
-
-
-def test_several_ecosystems_give_one_command_each(tmp_path: Path) -> None:
-    _write(tmp_path / "conftest.py", "")
-    _write(tmp_path / "package.json", json.dumps({"scripts": {"test": "vitest"}}))
-    _write(tmp_path / "Cargo.toml", "")
-    _write(tmp_path / "go.mod", "")
-
-    commands = detect_checks(tmp_path)
-
-    assert commands[1:] == ["npm test", "cargo test", "go test ./..."]
-    assert commands[0].endswith("-m pytest -q")
-
-
-def test_empty_directory_has_no_checks(tmp_path: Path) -> None:
-    assert detect_checks(tmp_path) == []
 
 
 # --- run_checks --------------------------------------------------------------------------------
