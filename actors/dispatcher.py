@@ -403,7 +403,9 @@ class Dispatcher(SupervisedActor):
 
 def failure_signature(checks: list[CheckResult]) -> str:
     """What failed, comparable across attempts: failing commands and their output, volatile parts masked."""
-    return "\n".join(f"{c.command}\n{VOLATILE.sub('#', c.output_tail)}" for c in checks if not c.passed)
+    return "\n".join(
+        f"{c.command}\n{VOLATILE.sub('#', c.output_tail)}" for c in checks if not c.passed and not c.environment
+    )
 
 
 def subtask_prompt(run: RunTask, subtask: Subtask, total: int) -> str:

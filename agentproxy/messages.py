@@ -66,6 +66,7 @@ class CheckResult(Data, frozen=True):
     output_tail: str = ""
     duration_s: float = 0.0
     timed_out: bool = False
+    environment: str = ""  # set when the check could not really run: the cause and the fix
 
     @property
     def passed(self) -> bool:

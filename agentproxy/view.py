@@ -21,6 +21,7 @@ from agentproxy.messages import (
     AgentStarted,
     AgentUsedTool,
     BrainFellBack,
+    CheckResult,
     ChecksRan,
     Committed,
     ContextLoaded,
@@ -122,8 +123,12 @@ def describe(event: Event) -> str | None:
         case AgentFinished(subtask_id=sid, usage=usage, num_turns=turns):
             return f"[{sid}]   agent finished its turn ({turns} model turns, ${usage.cost_usd:.4f})"
         case ChecksRan(subtask_id=sid, results=results):
-            marks = ", ".join(f"{'✓' if r.passed else '✗'} {r.command} ({r.duration_s:.1f}s)" for r in results)
-            errors = [_error_line(r.output_tail) for r in results if not r.passed]
+            marks = ", ".join(f"{_check_mark(r)} {r.command} ({r.duration_s:.1f}s)" for r in results)
+            errors = [
+                f"environment: {r.environment}" if r.environment else _error_line(r.output_tail)
+                for r in results
+                if not r.passed
+            ]
             return f"[{sid}]   checks: {marks}" + "".join(f"\n[{sid}]     {clip(e)}" for e in errors if e)
         case Reviewed(subtask_id=sid, verdict=verdict):
             mark = "passed" if verdict.passed else "failed"
@@ -145,6 +150,11 @@ def describe(event: Event) -> str | None:
             detail = f": {reason}" if reason else ""
             return f"■ {status}{detail}\n  {duration:.1f}s, agent cost ${cost:.4f}, supervisor brain cost ${brain:.4f}"
     return None
+
+
+def _check_mark(result: CheckResult) -> str:
+    """Passed, failed, or could not run (the environment, not the code)."""
+    return "✓" if result.passed else "⚠" if result.environment else "✗"
 
 
 def _error_line(output: str) -> str:

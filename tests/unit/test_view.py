@@ -124,3 +124,15 @@ def test_a_pause_and_a_loop_each_get_a_line() -> None:
     assert refocused is not None and "refocused" in refocused and "Bash make" in refocused
     failed = describe(Stuck(subtask_id="2", pattern="alternating", action="failed"))
     assert failed is not None and "again" in failed
+
+
+def test_a_check_that_could_not_run_is_marked_as_the_environment() -> None:
+    from agentproxy.messages import CheckResult, ChecksRan
+
+    line = describe(
+        ChecksRan(
+            subtask_id="1",
+            results=[CheckResult(command="pytest", exit_code=4, environment="pytest-cov is not installed; fix: pip")],
+        )
+    )
+    assert line is not None and "⚠ pytest" in line and "environment: pytest-cov is not installed" in line
