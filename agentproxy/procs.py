@@ -13,7 +13,9 @@ from pathlib import Path
 # How long a group gets between SIGTERM and SIGKILL.
 TERM_GRACE_S = 2.0
 # The kernel kills the child when the thread that started it dies (PR_SET_PDEATHSIG).
-_DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
+_SETPRIV = shutil.which("setpriv")
+# By full path: a child may be given a PATH without /usr/bin.
+_DIE_WITH_PARENT = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()
 
 
 def spawn(
