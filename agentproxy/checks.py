@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from agentproxy import procs
@@ -17,25 +18,27 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 def run_checks(commands: Sequence[str], cwd: Path, timeout_s: float, tail_chars: int = TAIL_CHARS) -> list[CheckResult]:
     """Run each command through the shell in its own process group; never raises for a failing check."""
-    results = []
     env = child_environment()
-    for command in commands:
-        started = time.monotonic()
-        try:
-            code, output, timed_out = procs.run_bounded(command, cwd=cwd, timeout_s=timeout_s, env=env)
-        except OSError as exc:  # e.g. cwd vanished: report it as the check's failure
-            code, output, timed_out = 127, str(exc).encode(), False
-        text = _ANSI.sub("", output.decode("utf-8", errors="replace"))
-        results.append(
-            CheckResult(
-                command=command,
-                exit_code=code if code is not None else -1,
-                output_tail=text[-tail_chars:],
-                duration_s=round(time.monotonic() - started, 3),
-                timed_out=timed_out,
-            )
-        )
-    return results
+    return [run_command(command, cwd, timeout_s, env, tail_chars) for command in commands]
+
+
+def run_command(
+    command: str | Sequence[str], cwd: Path, timeout_s: float, env: Mapping[str, str], tail_chars: int = TAIL_CHARS
+) -> CheckResult:
+    """One command (a str goes through the shell), bounded; its exit code, output tail and time."""
+    started = time.monotonic()
+    try:
+        code, output, timed_out = procs.run_bounded(command, cwd=cwd, timeout_s=timeout_s, env=env)
+    except OSError as exc:  # e.g. cwd vanished, or the tool did: report it as the command's failure
+        code, output, timed_out = 127, str(exc).encode(), False
+    text = _ANSI.sub("", output.decode("utf-8", errors="replace"))
+    return CheckResult(
+        command=command if isinstance(command, str) else shlex.join(command),
+        exit_code=code if code is not None else -1,
+        output_tail=text[-tail_chars:],
+        duration_s=round(time.monotonic() - started, 3),
+        timed_out=timed_out,
+    )
 
 
 def failure_report(results: Sequence[CheckResult], max_chars: int) -> str:

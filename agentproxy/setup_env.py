@@ -10,7 +10,6 @@ checks must then run with. Nothing here raises for a failing tool: failures are 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import sys
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentproxy import procs
+from agentproxy.checks import run_command
 from agentproxy.child_env import child_environment
 from agentproxy.messages import CheckResult
 from agentproxy.python_project import is_python_project
@@ -30,7 +29,6 @@ from agentproxy.setup_python import plan_python
 __all__ = ["SetupPlan", "SetupReport", "SetupStep", "check_env", "plan_setup", "run_setup"]
 
 OUTPUT_TAIL_CHARS = 4000
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 @dataclass
@@ -72,7 +70,7 @@ def run_setup(
     report = SetupReport(problems=list(plan.problems), reasons=list(plan.reasons))
     env = check_env(plan)
     for step in plan.steps:
-        result = _run_step(step, env, timeout_s)
+        result = run_command(step.command, step.cwd, timeout_s, env, OUTPUT_TAIL_CHARS)
         report.results.append(result)
         if on_step is not None:
             on_step(step, result)
@@ -89,22 +87,6 @@ def run_setup(
 def check_env(plan: SetupPlan) -> dict[str, str]:
     """The environment the checks run with: the child environment (no supervisor keys) plus the plan's."""
     return {**child_environment(), **plan.env}
-
-
-def _run_step(step: SetupStep, env: dict[str, str], timeout_s: float) -> CheckResult:
-    started = time.monotonic()
-    try:
-        code, output, timed_out = procs.run_bounded(step.command, cwd=step.cwd, timeout_s=timeout_s, env=env)
-    except OSError as exc:  # the tool vanished since planning, or cwd did
-        code, output, timed_out = 127, str(exc).encode(), False
-    text = _ANSI.sub("", output.decode("utf-8", errors="replace"))
-    return CheckResult(
-        command=shlex.join(step.command),
-        exit_code=code if code is not None else -1,
-        output_tail=text[-OUTPUT_TAIL_CHARS:],
-        duration_s=round(time.monotonic() - started, 3),
-        timed_out=timed_out,
-    )
 
 
 def _plan_fetch(project: Path, manifest: str, tool: str, command: list[str], what: str) -> SetupPlan:
