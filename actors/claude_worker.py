@@ -80,6 +80,7 @@ class ClaudeWorker(SupervisedActor):
         self.subtask_id = ""
         self.task = ""
         self.cwd = options.working_dir
+        self.project_env: dict[str, str] = {}  # the project's environment the checks run in: the agent's too
         self.agent_session_id: str | None = None
         self.turn_open = False  # a turn was sent and its outcome not yet reported
         self.question_follow_ups = 0
@@ -131,6 +132,7 @@ class ClaudeWorker(SupervisedActor):
         self.subtask_id = run.subtask.id
         self.task = run.task
         self.cwd = Path(run.cwd)
+        self.project_env = run.env
         self.agent_session_id = run.resume_agent_session or self.agent_session_id
         self.start_turn(run.prompt, fresh_process=True)
 
@@ -152,7 +154,7 @@ class ClaudeWorker(SupervisedActor):
     def start_process(self, resume: str | None) -> None:
         if self.process is not None:
             self.process.kill()
-        env = agent_environment(self.options.agent_env)
+        env = {**agent_environment(self.options.agent_env), **self.project_env}
         argv = headless_argv(self.options.agent_command, resume=resume, model=self.options.model)
         ref = self.actor_ref
         self.process = ClaudeProcess(

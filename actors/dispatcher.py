@@ -12,13 +12,14 @@ that when the Supervisor restarts an actor the request is sent again to the fres
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agentproxy.actors.base import CLARIFIER, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
 
+from agentproxy.baseline import PREEXISTING_NOTE
 from agentproxy.errors import WorkspaceError
 from agentproxy.loops import VOLATILE
 from agentproxy.messages import (
@@ -27,6 +28,7 @@ from agentproxy.messages import (
     Ask,
     Cancel,
     CheckResult,
+    CheckVerdict,
     Committed,
     Escalated,
     FollowUp,
@@ -37,6 +39,8 @@ from agentproxy.messages import (
     PlanMade,
     PlanReady,
     PlanRequest,
+    Prepare,
+    Prepared,
     QuestionAsked,
     Restarted,
     Review,
@@ -83,6 +87,8 @@ class SubtaskState:
     agent_session_id: str | None = None
     worker: str = ""
     base_commit: str = ""  # HEAD when the subtask started: the review reads the diff from here
+    base_tree: str = ""  # git's id of the files then: the base's check results are kept under it
+    env: dict[str, str] = field(default_factory=dict)  # the project's environment, for the agent
     told_nothing_changed: bool = False
     check_failures: list[str] = field(default_factory=list)  # what failed, per review, newest last
     questions_answered: int = 0
@@ -115,6 +121,8 @@ class Dispatcher(SupervisedActor):
                 self.on_run_task(message)
             case PlanReady(plan=plan):
                 self.on_plan(plan)
+            case Prepared():
+                self.on_prepared(message)
             case AgentSessionOpened(subtask_id=subtask_id, agent_session_id=agent_session_id):
                 self.states[subtask_id].agent_session_id = agent_session_id
             case SubtaskDone():
@@ -176,22 +184,34 @@ class Dispatcher(SupervisedActor):
         ]
 
     def start_subtask(self, state: SubtaskState) -> None:
+        """The Verifier first sets the tree up and runs the checks at the base (see on_prepared)."""
         assert self.run is not None
         state.worker = f"{WORKER_PREFIX}{state.subtask.id}"
-        state.status = "running"
+        state.status = "preparing"
         state.base_commit = self.head()
         self.running.add(state.subtask.id)
-        self.directory.ask(SUPERVISOR, StartWorker(name=state.worker))
         self.record(SubtaskStarted(subtask_id=state.subtask.id, title=state.subtask.title, attempt=state.attempt))
+        self.send(VERIFIER, Prepare(subtask=state.subtask, cwd=self.run.working_dir, base_commit=state.base_commit))
+
+    def on_prepared(self, prepared: Prepared) -> None:
+        assert self.run is not None
+        self.outstanding.pop(VERIFIER, None)
+        state = self.states[prepared.subtask_id]
+        if state.status != "preparing":
+            return
+        state.status = "running"
+        state.base_tree, state.env = prepared.base_tree, prepared.env
+        self.directory.ask(SUPERVISOR, StartWorker(name=state.worker))
         resume = self.run.resume_agent_session if len(self.states) == 1 else None
         self.send(
             state.worker,
             RunSubtask(
                 subtask=state.subtask,
-                prompt=subtask_prompt(self.run, state.subtask, len(self.states)),
+                prompt=subtask_prompt(self.run, state.subtask, len(self.states), prepared.preexisting),
                 cwd=self.run.working_dir,
                 task=self.run.task,
                 resume_agent_session=resume,
+                env=state.env,
             ),
         )
 
@@ -246,6 +266,7 @@ class Dispatcher(SupervisedActor):
                 agent_summary=done.summary,
                 attempt=state.attempt,
                 base_commit=state.base_commit,
+                base_tree=state.base_tree,
             ),
         )
 
@@ -256,7 +277,7 @@ class Dispatcher(SupervisedActor):
         if verdict.question and state.questions_answered < self.options.max_question_follow_ups:
             self.ask_for_agent(state, verdict.question)
             return
-        state.check_failures.append(failure_signature(review.checks))
+        state.check_failures.append(failure_signature(review.checks, review.check_verdicts))
         repeats = state.check_failures[-(SAME_FAILURES_TO_STOP):]
         if verdict.passed:
             self.end_subtask(state, "done")
@@ -356,6 +377,7 @@ class Dispatcher(SupervisedActor):
             cwd=self.run.working_dir,
             task=self.run.task,
             resume_agent_session=state.agent_session_id,
+            env=state.env,
         )
 
     # -- the end ---------------------------------------------------------------------------
@@ -401,14 +423,13 @@ class Dispatcher(SupervisedActor):
         return commit
 
 
-def failure_signature(checks: list[CheckResult]) -> str:
-    """What failed, comparable across attempts: failing commands and their output, volatile parts masked."""
-    return "\n".join(
-        f"{c.command}\n{VOLATILE.sub('#', c.output_tail)}" for c in checks if not c.passed and not c.environment
-    )
+def failure_signature(checks: list[CheckResult], verdicts: list[CheckVerdict]) -> str:
+    """What the change broke, comparable across attempts: those commands and their output, volatile parts masked."""
+    blamed = {verdict.command for verdict in verdicts if verdict.kind == "failed"}
+    return "\n".join(f"{c.command}\n{VOLATILE.sub('#', c.output_tail)}" for c in checks if c.command in blamed)
 
 
-def subtask_prompt(run: RunTask, subtask: Subtask, total: int) -> str:
+def subtask_prompt(run: RunTask, subtask: Subtask, total: int, preexisting: Sequence[CheckVerdict] = ()) -> str:
     parts = [
         subtask.instructions
         if total == 1
@@ -421,6 +442,8 @@ def subtask_prompt(run: RunTask, subtask: Subtask, total: int) -> str:
         parts.append("Acceptance criteria:\n" + "\n".join(f"- {c}" for c in subtask.criteria))
     if subtask.checks:
         parts.append("These commands must pass:\n" + "\n".join(f"- `{c}`" for c in subtask.checks))
+    if preexisting:
+        parts.append(PREEXISTING_NOTE + "\n" + "\n".join(f"- `{v.command}`: {v.summary}" for v in preexisting))
     if run.screenshots:
         parts.append(
             "Screenshots for reference (open them with the Read tool):\n" + "\n".join(f"- {p}" for p in run.screenshots)

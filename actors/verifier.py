@@ -1,70 +1,131 @@
-"""Verifier: runs the project's checks where the agent worked, and asks the brain for a verdict."""
+"""Verifier: sets up each tree's environment, runs the project's checks at a subtask's base and after
+the agent's change, and asks the brain for a verdict on what the change made worse."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
 
+from agentproxy.baseline import PREEXISTING_NOTE
 from agentproxy.brain import Brain, OfflineBrain, ReviewInput
-from agentproxy.checks import run_checks
-from agentproxy.detect import detect_checks
-from agentproxy.errors import WorkspaceError
-from agentproxy.failure_kinds import classify
+from agentproxy.errors import StoreError, WorkspaceError
 from agentproxy.knowledge import KnowledgeBoard
-from agentproxy.messages import CheckResult, ChecksRan, Notice, Review, ReviewDone, Reviewed
+from agentproxy.messages import (
+    ChecksRan,
+    CheckVerdict,
+    Notice,
+    Prepare,
+    Prepared,
+    Review,
+    ReviewDone,
+    Reviewed,
+    Verdict,
+)
 from agentproxy.options import RunOptions
+from agentproxy.project_checks import ProjectChecks
+from agentproxy.store import SessionStore
 from agentproxy.workspace import Workspace
 
 DIFF_CHARS = 40_000
 
 
 class Verifier(SupervisedActor):
-    """Blocks its own mailbox while checks run (bounded by check_timeout_s); nobody waits on it by ask."""
+    """Blocks its own mailbox while setup and checks run (each bounded); nobody waits on it by ask."""
 
     def __init__(
-        self, name: str, directory: Directory, brain: Brain, board: KnowledgeBoard, options: RunOptions
+        self,
+        name: str,
+        directory: Directory,
+        brain: Brain,
+        board: KnowledgeBoard,
+        options: RunOptions,
+        store_path: Path,
+        envs_dir: Path,
+        stopping: threading.Event,
     ) -> None:
         super().__init__(name, directory)
         # --no-qa: the checks alone decide, as the offline brain does.
         self.brain = brain if options.brain_review else OfflineBrain()
         self.board = board
+        self.store_path = store_path
+        self.envs_dir = envs_dir
+        self.stopping = stopping
         self.options = options
+        self.cache: SessionStore | None = None
+        self.checks = ProjectChecks(options, self.record, envs_dir, None, stopping)
+
+    def on_start(self) -> None:
+        try:
+            self.cache = SessionStore(self.store_path)  # its own connection: the check cache, beside the sessions
+        except StoreError as exc:
+            self.record(Notice(level="warning", text=f"checks at the base will not be cached: {exc}"))
+        self.checks.cache = self.cache
+
+    def release(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+            self.cache = None
 
     def on_receive(self, message: Any) -> Any:
         match message:
+            case Prepare():
+                self.on_prepare(message)
             case Review():
                 self.on_review(message)
         return None
 
+    def on_prepare(self, prepare: Prepare) -> None:
+        cwd = Path(prepare.cwd)
+        try:
+            base_tree = Workspace(cwd).tree_id()
+        except WorkspaceError as exc:
+            self.record(Notice(level="warning", text=f"the base's checks cannot be kept apart: {exc}"))
+            base_tree = ""
+        standing = self.checks.baseline(cwd, base_tree, prepare.subtask.id)
+        for verdict in standing:
+            if verdict.kind == "environment":
+                self.record(Notice(level="warning", text=f"`{verdict.command}` {verdict.summary}"))
+        self.directory.tell(
+            DISPATCHER,
+            Prepared(
+                subtask_id=prepare.subtask.id,
+                base_tree=base_tree,
+                env=self.checks.tree(cwd).setup_env,
+                preexisting=[verdict for verdict in standing if verdict.kind == "preexisting"],
+            ),
+        )
+
     def on_review(self, review: Review) -> None:
         cwd = Path(review.cwd)
-        commands = list(self.options.checks) or [check.command for check in detect_checks(cwd)]
-        commands += [check for check in review.subtask.checks if check not in commands]
-        ran = run_checks(commands, cwd, self.options.check_timeout_s) if commands else []
-        results = [with_environment(result, cwd) for result in ran]
-        if results:
-            self.record(ChecksRan(subtask_id=review.subtask.id, results=results))
-        unrunnable = [result for result in results if result.environment]
-        for result in unrunnable:
-            self.record(Notice(level="warning", text=f"`{result.command}` could not run: {result.environment}"))
+        judged = self.checks.verify(cwd, review.subtask, review.base_tree)
+        results = [item.result for item in judged]
+        verdicts = [item.verdict for item in judged]
+        if judged:
+            self.record(ChecksRan(subtask_id=review.subtask.id, results=results, verdicts=verdicts))
+        for check in verdicts:
+            if check.kind == "environment":
+                self.record(Notice(level="warning", text=f"`{check.command}` {check.summary}"))
         verdict = self.brain.review(
             ReviewInput(
                 task=review.task,
                 subtask=review.subtask,
-                checks=[result for result in results if not result.environment],
+                checks=[item.result for item in judged if item.verdict.kind in ("passed", "failed")],
+                verdicts=verdicts,
                 agent_summary=review.agent_summary,
                 diff=self.diff(cwd, review.base_commit),
                 knowledge=self.board.read(),
             )
         )
-        if unrunnable:
-            could_not_run = [f"`{r.command}` could not run (environment, not the agent's change)" for r in unrunnable]
-            verdict = msgspec.structs.replace(verdict, findings=[*verdict.findings, *could_not_run])
+        verdict = with_check_kinds(verdict, verdicts)
         self.record(Reviewed(subtask_id=review.subtask.id, verdict=verdict, attempt=review.attempt))
-        self.directory.tell(DISPATCHER, ReviewDone(subtask_id=review.subtask.id, verdict=verdict, checks=results))
+        self.directory.tell(
+            DISPATCHER,
+            ReviewDone(subtask_id=review.subtask.id, verdict=verdict, checks=results, check_verdicts=verdicts),
+        )
 
     def diff(self, cwd: Path, base_commit: str) -> str:
         if not base_commit or self.brain.name == OfflineBrain.name:
@@ -75,13 +136,20 @@ class Verifier(SupervisedActor):
             return f"(no diff: {exc})"
 
 
-def with_environment(result: CheckResult, project: Path) -> CheckResult:
-    """A failed check that could not really run (a missing tool or plugin, no node_modules, the
-    network) is the environment's failure: marked, so that it is shown to the user, not blamed on
-    the agent."""
-    if result.passed:
-        return result
-    classification = classify(result, project)
-    if classification.kind != "environment":
-        return result
-    return msgspec.structs.replace(result, environment=f"{classification.cause}; fix: {classification.fix}")
+def with_check_kinds(verdict: Verdict, checks: list[CheckVerdict]) -> Verdict:
+    """The verdict with what the checks' kinds add: the findings name every check not held against the
+    agent, and a follow-up names what the change broke and what already failed before it."""
+    not_blamed = [check for check in checks if check.kind in ("preexisting", "environment")]
+    findings = [*verdict.findings]
+    for check in not_blamed:
+        label = "could not run (the environment, not the change)" if check.kind == "environment" else "pre-existing"
+        findings.append(f"`{check.command}` {label}: {check.summary}")
+    follow_up = verdict.follow_up
+    if not verdict.passed and follow_up:
+        broke = [f"- `{check.command}`: {check.summary}" for check in checks if check.kind == "failed"]
+        before = [f"- `{check.command}`: {check.summary}" for check in not_blamed if check.kind == "preexisting"]
+        if broke:
+            follow_up = "What fails because of your change:\n" + "\n".join(broke) + "\n\n" + follow_up
+        if before:
+            follow_up += "\n\n" + PREEXISTING_NOTE + "\n" + "\n".join(before)
+    return msgspec.structs.replace(verdict, findings=findings, follow_up=follow_up)

@@ -36,6 +36,7 @@ from agentproxy.loops import VOLATILE
 from agentproxy.messages import CheckResult, CheckVerdict
 from agentproxy.test_reports import RunOutcomes
 
+PREEXISTING_NOTE = "These checks already failed before your change; leave them unless the task is about them:"
 NAMED_TESTS = 10  # tests named in a summary; the rest are counted
 # Lines that say what went wrong, in the runners' words.
 _ERROR_LINE = re.compile(
@@ -90,6 +91,20 @@ def judge(base: CheckRun | None, now: CheckRun, acceptance: bool) -> CheckVerdic
     difference = _new_error_lines(usable_base.result, now.result)
     shown = f": {difference[0]}" if difference else ""
     return _failed(command, [], same, f"failed before your change too, but differently now{shown}")
+
+
+def at_base(run: CheckRun) -> CheckVerdict:
+    """How a check stands at the base, before any change: what the agent is told already fails."""
+    command = run.result.command
+    if run.result.passed:
+        return CheckVerdict(command=command, kind="passed", summary="passes before your change")
+    if _is_environment(run):
+        assert run.classification is not None
+        cause = run.classification
+        summary = f"could not run: {cause.cause}; fix: {cause.fix}"
+        return CheckVerdict(command=command, kind="environment", summary=summary, cause=cause.cause, fix=cause.fix)
+    failing = sorted(_failing(run))
+    return CheckVerdict(command=command, kind="preexisting", preexisting=failing, summary=_preexisting_summary(failing))
 
 
 def _judge_environment(base: CheckRun | None, cause: Classification, command: str) -> CheckVerdict:

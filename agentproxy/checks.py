@@ -26,19 +26,27 @@ def run_command(
     command: str | Sequence[str], cwd: Path, timeout_s: float, env: Mapping[str, str], tail_chars: int = TAIL_CHARS
 ) -> CheckResult:
     """One command (a str goes through the shell), bounded; its exit code, output tail and time."""
+    return run_command_output(command, cwd, timeout_s, env, tail_chars)[0]
+
+
+def run_command_output(
+    command: str | Sequence[str], cwd: Path, timeout_s: float, env: Mapping[str, str], tail_chars: int = TAIL_CHARS
+) -> tuple[CheckResult, str]:
+    """run_command, and the whole output besides, for reading per-test reports out of it."""
     started = time.monotonic()
     try:
         code, output, timed_out = procs.run_bounded(command, cwd=cwd, timeout_s=timeout_s, env=env)
     except OSError as exc:  # e.g. cwd vanished, or the tool did: report it as the command's failure
         code, output, timed_out = 127, str(exc).encode(), False
     text = _ANSI.sub("", output.decode("utf-8", errors="replace"))
-    return CheckResult(
+    result = CheckResult(
         command=command if isinstance(command, str) else shlex.join(command),
         exit_code=code if code is not None else -1,
         output_tail=text[-tail_chars:],
         duration_s=round(time.monotonic() - started, 3),
         timed_out=timed_out,
     )
+    return result, text
 
 
 def failure_report(results: Sequence[CheckResult], max_chars: int) -> str:

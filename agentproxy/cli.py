@@ -216,8 +216,27 @@ def pa(
     ] = None,
     show_checks: Annotated[
         bool,
-        typer.Option("--show-checks", help="Print the checks for the project (-d DIR), and why each, and exit."),
+        typer.Option(
+            "--show-checks",
+            help="Print the checks for the project (-d DIR), why each, and the setup it would do; then exit.",
+        ),
     ] = False,
+    run_checks: Annotated[
+        bool,
+        typer.Option("--run", help="With --show-checks: do the setup, run the checks and print the results."),
+    ] = False,
+    setup: Annotated[
+        str,
+        typer.Option(
+            "--setup",
+            metavar="auto|off|CMD",
+            parser=text_value,
+            help=(
+                "Set the project's environment up so its checks can run: auto (its own virtualenv, node_modules,"
+                " go/cargo fetch), off, or a shell command of yours."
+            ),
+        ),
+    ] = "auto",
     max_attempts: Annotated[
         int, typer.Option("--max-attempts", metavar="N", min=0, help="Follow-ups allowed after a failed verification.")
     ] = 3,
@@ -311,6 +330,8 @@ def _dispatch(**args) -> int:
         return EXIT_OK
     if args["show_checks"]:
         return _show_checks(args)
+    if args["run_checks"]:
+        raise UsageError("--run goes with --show-checks: pa --show-checks --run [-d DIR]")
     # Checked before anything is saved or created, like every other argument.
     args["task"] = launch.read_task(args["task"], args["task_file"])
     if args["set_contextdir"] is not None:
@@ -335,24 +356,20 @@ def _dispatch(**args) -> int:
 
 
 def _show_checks(args: dict[str, Any]) -> int:
-    """Print what the Verifier would run in the project; reads the directory, never creates or changes it."""
+    """Print what the Verifier would set up and run in the project; without --run, reads it and changes nothing."""
     from agentproxy import config
-    from agentproxy.detect import detect_checks
-    from agentproxy.messages import DetectedCheck
+    from agentproxy.show_checks import show_checks
 
     project = _existing_dir(args["working_dir"] or config.saved_workdir() or Path.cwd(), "-d")
-    given = [DetectedCheck(command=command, reason="given with --check") for command in args["checks"] or []]
-    checks = given or detect_checks(project)
-    if args["output"] == Output.json:
-        import msgspec
-
-        for check in checks:
-            typer.echo(msgspec.json.encode(check).decode())
-    elif checks:
-        typer.echo("\n\n".join(f"{check.command}\n  why: {check.reason}" for check in checks))
-    else:
-        typer.echo(f"{project}: no checks found: pass --check CMD")
-    return EXIT_OK
+    return show_checks(
+        project,
+        given=args["checks"] or [],
+        setup=args["setup"],
+        run=args["run_checks"],
+        as_json=args["output"] == Output.json,
+        check_timeout_s=args["check_timeout"],
+        echo=typer.echo,
+    )
 
 
 def _existing_dir(path: Path, flag: str) -> Path:

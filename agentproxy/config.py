@@ -42,6 +42,11 @@ def _usable(directory: Path, variable: str) -> Path:
     return directory
 
 
+def envs_dir() -> Path:
+    """Where the environments agentproxy makes for projects live (one per tree and interpreter)."""
+    return data_dir() / "envs"
+
+
 def store_path() -> Path:
     return data_dir() / "sessions.db"
 

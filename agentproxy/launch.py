@@ -83,6 +83,7 @@ def run_from_cli(args: dict[str, Any]) -> int:
         model=args["agent_model"],
         checks=tuple(args["checks"] or ()),
         check_timeout_s=args["check_timeout"],
+        setup=args["setup"],
         max_attempts=args["max_attempts"],
         silence_timeout_s=args["agent_silence_timeout"],
         agent_timeout_s=args["agent_timeout"],

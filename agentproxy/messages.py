@@ -212,6 +212,30 @@ class AgentFinished(Event, tag="agent_finished", frozen=True):
 class ChecksRan(Event, tag="checks_ran", frozen=True):
     subtask_id: str
     results: list[CheckResult]
+    verdicts: list[CheckVerdict] = []  # one per result, in order: how each counts against the agent
+
+
+class SetupStarted(Event, tag="setup_started", frozen=True):
+    """The project's environment is being set up in a tree, so that its checks can run: why, and each command."""
+
+    cwd: str
+    reasons: list[str] = []
+    problems: list[str] = []  # what keeps the checks from running until the user fixes it
+    commands: list[str] = []
+
+
+class SetupStepRan(Event, tag="setup_step_ran", frozen=True):
+    why: str
+    result: CheckResult
+
+
+class BaselineRan(Event, tag="baseline_ran", frozen=True):
+    """The subtask's checks at its base commit, before the agent's first turn: what already failed."""
+
+    subtask_id: str
+    commit: str
+    results: list[CheckResult]
+    cached: list[str] = []  # the commands whose result came from the store
 
 
 class Reviewed(Event, tag="reviewed", frozen=True):
@@ -293,6 +317,9 @@ AnyEvent = (
     | QuestionAnswered
     | AgentFinished
     | ChecksRan
+    | SetupStarted
+    | SetupStepRan
+    | BaselineRan
     | Reviewed
     | FollowUpSent
     | SubtaskFinished
@@ -346,6 +373,24 @@ class RunSubtask(Msg, tag="run_subtask", frozen=True):
     cwd: str
     task: str = ""
     resume_agent_session: str | None = None
+    env: dict[str, str] = {}  # the project's environment (its virtualenv, node_modules/.bin), set up for its checks
+
+
+class Prepare(Msg, tag="prepare", frozen=True):
+    """Dispatcher -> Verifier: before the first turn, set the tree's environment up and run the checks at the base."""
+
+    subtask: Subtask
+    cwd: str
+    base_commit: str = ""
+
+
+class Prepared(Msg, tag="prepared", frozen=True):
+    """Verifier -> Dispatcher: the environment the agent should work in, and what already failed at the base."""
+
+    subtask_id: str
+    base_tree: str = ""  # git's id of the base's files: the base's check results are kept under it
+    env: dict[str, str] = {}
+    preexisting: list[CheckVerdict] = []  # checks failing at the base: the agent is told, never blamed
 
 
 class FollowUp(Msg, tag="follow_up", frozen=True):
@@ -420,6 +465,7 @@ class Review(Msg, tag="review", frozen=True):
     agent_summary: str = ""
     attempt: int = 1
     base_commit: str = ""  # the diff under review is from here to the working tree
+    base_tree: str = ""  # from Prepared: where the base's check results are found
 
 
 class ReviewDone(Msg, tag="review_done", frozen=True):
@@ -428,6 +474,7 @@ class ReviewDone(Msg, tag="review_done", frozen=True):
     subtask_id: str
     verdict: Verdict
     checks: list[CheckResult] = []
+    check_verdicts: list[CheckVerdict] = []  # one per check, in order
 
 
 class Cancel(Msg, tag="cancel", frozen=True):
@@ -512,6 +559,8 @@ AnyMsg = (
     | PlanRequest
     | PlanReady
     | RunSubtask
+    | Prepare
+    | Prepared
     | FollowUp
     | AgentSessionOpened
     | SubtaskDone

@@ -18,6 +18,8 @@ class RunOptions:
     model: str | None = None
     checks: tuple[str, ...] = ()  # empty: detect the project's checks
     check_timeout_s: float = 600.0
+    setup: str = "auto"  # --setup: auto (per kind of project), off, or the user's own command
+    setup_timeout_s: float = 1800.0  # per setup step: installs can be slow
     max_attempts: int = 3  # follow-ups allowed after a failed verification
     silence_timeout_s: float = 600.0
     agent_timeout_s: float = 3600.0

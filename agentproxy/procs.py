@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,6 +17,9 @@ TERM_GRACE_S = 2.0
 _SETPRIV = shutil.which("setpriv")
 # By full path: a child may be given a PATH without /usr/bin.
 _DIE_WITH_PARENT = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()
+# What run_bounded is waiting on, so that an ending pa can kill it rather than wait.
+_running: set[subprocess.Popen[bytes]] = set()
+_running_lock = threading.Lock()
 
 
 def spawn(
@@ -83,6 +87,8 @@ def run_bounded(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    with _running_lock:
+        _running.add(proc)
     try:
         out, _ = proc.communicate(timeout=timeout_s)
         return proc.returncode, out, False
@@ -93,3 +99,17 @@ def run_bounded(
         except subprocess.TimeoutExpired:
             out = b""
         return proc.returncode, out or b"", True
+    finally:
+        with _running_lock:
+            _running.discard(proc)
+
+
+def kill_running() -> None:
+    """Kill the group of every command run_bounded is waiting on (a check, a setup step): pa is ending.
+
+    Their waits then return at once, so that the actors blocked in them can stop.
+    """
+    with _running_lock:
+        running = list(_running)
+    for proc in running:
+        _signal_group(proc.pid, signal.SIGKILL)

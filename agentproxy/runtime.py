@@ -8,13 +8,14 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pykka
 
-from agentproxy import config, redact
+from agentproxy import config, procs, redact
 from agentproxy.actors.base import (
     CLARIFIER,
     CONTEXT_KEEPER,
@@ -97,6 +98,7 @@ def _run(
     directory = Directory()
     outcome: concurrent.futures.Future[RunOutcome] = concurrent.futures.Future()
     board = KnowledgeBoard()
+    stopping = threading.Event()  # set when the run ends: checks and setup steps still running are abandoned
 
     def finished(result: RunOutcome) -> None:
         if not outcome.done():
@@ -111,7 +113,9 @@ def _run(
         ),
         PLANNER: lambda name: classes.planner.start(name, directory, brain, board),
         CLARIFIER: lambda name: classes.clarifier.start(name, directory, brain, board, options),
-        VERIFIER: lambda name: classes.verifier.start(name, directory, brain, board, options),
+        VERIFIER: lambda name: classes.verifier.start(
+            name, directory, brain, board, options, store_path or config.store_path(), config.envs_dir(), stopping
+        ),
         DISPATCHER: lambda name: classes.dispatcher.start(name, directory, options, finished),
     }
     session_id = ""  # read by on_escalate, which may fire before the session is open
@@ -171,6 +175,8 @@ def _run(
         return dataclasses.replace(ended, reason=redactor.redact(ended.reason))
     finally:
         brain.events.connect(None)
+        stopping.set()
+        procs.kill_running()
         with contextlib.suppress(pykka.Timeout):
             supervisor.stop(block=True, timeout=SHUTDOWN_TIMEOUT_S)
         # Stragglers (a stuck brain call) run on daemon threads: told to stop, not waited for.

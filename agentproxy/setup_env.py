@@ -26,9 +26,21 @@ from agentproxy.setup_node import is_node_project, plan_node
 from agentproxy.setup_plan import SetupPlan, SetupStep
 from agentproxy.setup_python import plan_python
 
-__all__ = ["SetupPlan", "SetupReport", "SetupStep", "check_env", "plan_setup", "run_setup"]
+__all__ = [
+    "SETUP_AUTO",
+    "SETUP_OFF",
+    "SetupPlan",
+    "SetupReport",
+    "SetupStep",
+    "check_env",
+    "plan_for",
+    "plan_setup",
+    "run_setup",
+]
 
 OUTPUT_TAIL_CHARS = 4000
+SETUP_AUTO = "auto"
+SETUP_OFF = "off"
 
 
 @dataclass
@@ -44,18 +56,31 @@ class SetupReport:
         return not self.problems and all(result.passed for result in self.results)
 
 
-def plan_setup(project: Path, envs_dir: Path) -> SetupPlan:
-    """What to do so that the project's checks can run, without doing it. Runs nothing but version probes."""
+def plan_setup(project: Path, envs_dir: Path, fresh: bool = False) -> SetupPlan:
+    """What to do so that the project's checks can run, without doing it. Runs nothing but version probes.
+
+    fresh: reinstall even what looks up to date, to repair an environment the checks could not run in.
+    """
     plan = SetupPlan()
     if is_python_project(project):
-        plan.merge(plan_python(project, envs_dir))
+        plan.merge(plan_python(project, envs_dir, fresh))
     if is_node_project(project):
-        plan.merge(plan_node(project))
+        plan.merge(plan_node(project, fresh))
     plan.merge(_plan_fetch(project, "go.mod", "go", ["go", "mod", "download"], "the modules go test needs"))
     plan.merge(_plan_fetch(project, "Cargo.toml", "cargo", ["cargo", "fetch"], "the crates cargo test needs"))
     if plan.bin_dirs:
         plan.env["PATH"] = os.pathsep.join([*map(str, plan.bin_dirs), *_inherited_path(plan)])
     return plan
+
+
+def plan_for(mode: str, project: Path, envs_dir: Path, fresh: bool = False) -> SetupPlan:
+    """The plan `--setup MODE` asks for: `auto` plans per kind of project, `off` nothing, else the user's command."""
+    if mode == SETUP_OFF:
+        return SetupPlan()
+    if mode == SETUP_AUTO:
+        return plan_setup(project, envs_dir, fresh)
+    step = SetupStep(["/bin/sh", "-c", mode], project.resolve(), "--setup")
+    return SetupPlan(steps=[step], reasons=[f"--setup: {mode}"])
 
 
 def run_setup(

@@ -47,7 +47,8 @@ def is_node_project(project: Path) -> bool:
     return (project / "package.json").is_file()
 
 
-def plan_node(project: Path) -> SetupPlan:
+def plan_node(project: Path, fresh: bool = False) -> SetupPlan:
+    """fresh: install again even where node_modules looks up to date (a repair)."""
     root = project.resolve()
     if shutil.which("node") is None:
         problem = "package.json but node is not installed"
@@ -64,7 +65,7 @@ def plan_node(project: Path) -> SetupPlan:
         plan.env["COREPACK_ENABLE_DOWNLOAD_PROMPT"] = "0"  # no one answers the prompt
     prefix = ["corepack", manager] if via_corepack else [manager]
     source = lockfile.name if lockfile else "package.json"
-    if _installed_after(root, [root / "package.json", *([lockfile] if lockfile else [])]):
+    if not fresh and _installed_after(root, [root / "package.json", *([lockfile] if lockfile else [])]):
         plan.reasons.append(f"node: node_modules newer than {source}: up to date")
     else:
         install = [*prefix, *_install_arguments(manager, root, package, lockfile)]

@@ -24,23 +24,24 @@ STAMP_FILE = "agentproxy-setup.json"
 _PIP = ("-m", "pip", "install", "--disable-pip-version-check", "--no-input")
 
 
-def plan_python(project: Path, envs_dir: Path) -> SetupPlan:
+def plan_python(project: Path, envs_dir: Path, fresh: bool = False) -> SetupPlan:
+    """fresh: install again even where the stamp says the environment is up to date (a repair)."""
     root, envs_dir = project.resolve(), envs_dir.resolve()
     in_tree = root / ".venv"
     if (in_tree / "bin" / "python").exists():
         return _use_env(in_tree, reason=f"python: the tree's own environment {in_tree}")
     info = read_project(root)
     if (root / "uv.lock").is_file():
-        return _plan_uv(info, envs_dir)
+        return _plan_uv(info, envs_dir, fresh)
     interpreter, problem = choose_interpreter(info.python)
     if interpreter is None:
         return SetupPlan(problems=[problem], reasons=[f"python: cannot make an environment: {problem}"])
     if (root / "poetry.lock").is_file():
-        return _plan_poetry(info, envs_dir, interpreter)
-    return _plan_pip(info, envs_dir, interpreter)
+        return _plan_poetry(info, envs_dir, interpreter, fresh)
+    return _plan_pip(info, envs_dir, interpreter, fresh)
 
 
-def _plan_uv(info: PythonProject, envs_dir: Path) -> SetupPlan:
+def _plan_uv(info: PythonProject, envs_dir: Path, fresh: bool) -> SetupPlan:
     if shutil.which("uv") is None:
         problem = "uv.lock but uv is not installed (https://docs.astral.sh/uv/getting-started/installation/)"
         return SetupPlan(problems=[problem], reasons=[f"python: {problem}"])
@@ -55,12 +56,13 @@ def _plan_uv(info: PythonProject, envs_dir: Path) -> SetupPlan:
         env_dir,
         [SetupStep(command, info.root, "uv.lock: the locked dependencies, every extra and group")],
         kind="uv sync",
+        fresh=fresh,
     )
     plan.env["UV_PROJECT_ENVIRONMENT"] = str(env_dir)  # uv's project environment, outside the tree
     return plan
 
 
-def _plan_poetry(info: PythonProject, envs_dir: Path, interpreter: Interpreter) -> SetupPlan:
+def _plan_poetry(info: PythonProject, envs_dir: Path, interpreter: Interpreter, fresh: bool) -> SetupPlan:
     if shutil.which("poetry") is None:
         problem = "poetry.lock but poetry is not installed (https://python-poetry.org/docs/#installation)"
         return SetupPlan(problems=[problem], reasons=[f"python: {problem}"])
@@ -74,10 +76,12 @@ def _plan_poetry(info: PythonProject, envs_dir: Path, interpreter: Interpreter) 
     why = "poetry.lock: the locked dependencies" + (
         f" with {', '.join(info.poetry_groups)}" if info.poetry_groups else ""
     )
-    return _managed(info, env_dir, [SetupStep(command, info.root, why)], kind="poetry install", create=interpreter)
+    return _managed(
+        info, env_dir, [SetupStep(command, info.root, why)], kind="poetry install", create=interpreter, fresh=fresh
+    )
 
 
-def _plan_pip(info: PythonProject, envs_dir: Path, interpreter: Interpreter) -> SetupPlan:
+def _plan_pip(info: PythonProject, envs_dir: Path, interpreter: Interpreter, fresh: bool) -> SetupPlan:
     env_dir = _env_dir(info.root, envs_dir, str(interpreter.path))
     arguments: list[str] = []
     said: list[str] = []
@@ -98,11 +102,16 @@ def _plan_pip(info: PythonProject, envs_dir: Path, interpreter: Interpreter) -> 
     if arguments:
         python = str(env_dir / "bin" / "python")
         steps.append(SetupStep([python, *_PIP, *arguments], info.root, "install " + ", ".join(said)))
-    return _managed(info, env_dir, steps, kind="pip install", create=interpreter)
+    return _managed(info, env_dir, steps, kind="pip install", create=interpreter, fresh=fresh)
 
 
 def _managed(
-    info: PythonProject, env_dir: Path, steps: list[SetupStep], kind: str, create: Interpreter | None = None
+    info: PythonProject,
+    env_dir: Path,
+    steps: list[SetupStep],
+    kind: str,
+    create: Interpreter | None = None,
+    fresh: bool = False,
 ) -> SetupPlan:
     """Steps into an environment under envs_dir, or none when its stamp matches the dependency files."""
     plan = _use_env(env_dir, reason="")
@@ -114,7 +123,7 @@ def _managed(
         }
     )
     exists = (env_dir / "bin" / "python").exists()
-    if exists and read_text(stamp_path) == stamp:
+    if exists and not fresh and read_text(stamp_path) == stamp:
         plan.reasons = [f"python: {env_dir} up to date ({kind}; dependency files unchanged)"]
         return plan
     if create is not None and not exists:

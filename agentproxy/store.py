@@ -34,7 +34,7 @@ from agentproxy.messages import (
     to_json,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIN_PREFIX = 4  # shorter prefixes match too much to be a safe way to name a session
 ORPHAN_REASON = "pa exited without finishing (crashed or killed)"
 
@@ -80,6 +80,13 @@ CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     body BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS check_cache (
+    tree_sha TEXT NOT NULL,
+    command TEXT NOT NULL,
+    body BLOB NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (tree_sha, command)
+);
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_session ON events (session_id, seq);
 CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at);
 """
@@ -88,6 +95,10 @@ CREATE INDEX IF NOT EXISTS sessions_by_created ON sessions (created_at);
 _MIGRATIONS = {
     1: ("ALTER TABLE sessions ADD COLUMN summary TEXT", "ALTER TABLE sessions ADD COLUMN ended_at REAL"),
     2: ("ALTER TABLE sessions ADD COLUMN brain_cost_usd REAL NOT NULL DEFAULT 0",),
+    3: (
+        "CREATE TABLE check_cache (tree_sha TEXT NOT NULL, command TEXT NOT NULL, body BLOB NOT NULL,"
+        " at REAL NOT NULL, PRIMARY KEY (tree_sha, command))",
+    ),
 }
 
 _SESSION_COLUMNS = (
@@ -337,6 +348,23 @@ class SessionStore:
         return [task for (task,) in rows]
 
     # -- lifetime ---------------------------------------------------------------------------
+
+    # -- checks on a tree, run once ------------------------------------------------------
+
+    def cached_check(self, tree: str, command: str) -> bytes | None:
+        """A check's recorded run on a tree (git's id of the files' contents; see agentproxy.baseline), or None."""
+        with self._locked("read the check cache") as conn:
+            row = conn.execute(
+                "SELECT body FROM check_cache WHERE tree_sha = ? AND command = ?", (tree, command)
+            ).fetchone()
+        return bytes(row["body"]) if row else None
+
+    def cache_check(self, tree: str, command: str, body: bytes) -> None:
+        with self._locked("write the check cache", write=True) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO check_cache (tree_sha, command, body, at) VALUES (?, ?, ?, ?)",
+                (tree, command, body, time.time()),
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -443,3 +443,22 @@ def _parse_tap(output: str) -> RunOutcomes | None:
     if not tests.outcomes and planned is None:
         return None
     return RunOutcomes(tests.outcomes, complete=not bailed and planned == top_level)
+
+
+def readable_output(format: str | None, output: str) -> str:
+    """The output as a person (or the agent) would read it: ``go test -json`` events become go test's own lines."""
+    if format != "go-json":
+        return output
+    lines = []
+    for line in output.splitlines(keepends=True):
+        if not line.startswith("{"):
+            lines.append(line)
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            lines.append(line)
+            continue
+        if isinstance(event, dict) and isinstance(event.get("Output"), str):
+            lines.append(event["Output"])
+    return "".join(lines)

@@ -20,9 +20,11 @@ from agentproxy.messages import (
     AgentSaid,
     AgentStarted,
     AgentUsedTool,
+    BaselineRan,
     BrainFellBack,
     CheckResult,
     ChecksRan,
+    CheckVerdict,
     Committed,
     ContextLoaded,
     Event,
@@ -34,6 +36,8 @@ from agentproxy.messages import (
     Reviewed,
     SessionFinished,
     SessionStarted,
+    SetupStarted,
+    SetupStepRan,
     Stuck,
     Subtask,
     SubtaskFinished,
@@ -122,6 +126,13 @@ def describe(event: Event) -> str | None:
             return f"[{sid}]   agent failed: {clip(result)}"
         case AgentFinished(subtask_id=sid, usage=usage, num_turns=turns):
             return f"[{sid}]   agent finished its turn ({turns} model turns, ${usage.cost_usd:.4f})"
+        case ChecksRan(subtask_id=sid, results=results, verdicts=verdicts) if verdicts:
+            marks = ", ".join(
+                f"{_KIND_MARK[v.kind]} {r.command} ({r.duration_s:.1f}s)"
+                for r, v in zip(results, verdicts, strict=False)
+            )
+            details = [_verdict_detail(r, v) for r, v in zip(results, verdicts, strict=False) if v.kind != "passed"]
+            return f"[{sid}]   checks: {marks}" + "".join(f"\n[{sid}]     {clip(d)}" for d in details if d)
         case ChecksRan(subtask_id=sid, results=results):
             marks = ", ".join(f"{_check_mark(r)} {r.command} ({r.duration_s:.1f}s)" for r in results)
             errors = [
@@ -130,6 +141,24 @@ def describe(event: Event) -> str | None:
                 if not r.passed
             ]
             return f"[{sid}]   checks: {marks}" + "".join(f"\n[{sid}]     {clip(e)}" for e in errors if e)
+        case SetupStarted(cwd=cwd, reasons=reasons, problems=problems, commands=commands):
+            lines = [f"  setup in {cwd}: {clip('; '.join(reasons))}"]
+            lines += [f"    $ {clip(command)}" for command in commands]
+            lines += [f"  ⚠ setup: {problem}" for problem in problems]
+            return "\n".join(lines)
+        case SetupStepRan(why=why, result=result) if result.passed:
+            return f"  ✓ setup: {clip(why)} ({result.duration_s:.1f}s)"
+        case SetupStepRan(why=why, result=result):
+            ended = "timed out" if result.timed_out else f"exited {result.exit_code}"
+            return (
+                f"  ✗ setup: {clip(why)}: {clip(result.command)} {ended}\n    {clip(_error_line(result.output_tail))}"
+            )
+        case BaselineRan(subtask_id=sid, results=results, cached=cached):
+            marks = ", ".join(
+                f"{_check_mark(r)} {r.command}" + (" (cached)" if r.command in cached else f" ({r.duration_s:.1f}s)")
+                for r in results
+            )
+            return f"[{sid}]   before the change: {marks}" if results else None
         case Reviewed(subtask_id=sid, verdict=verdict):
             mark = "passed" if verdict.passed else "failed"
             return f"[{sid}]   verdict: {mark}" + (f": {clip('; '.join(verdict.findings))}" if verdict.findings else "")
@@ -150,6 +179,19 @@ def describe(event: Event) -> str | None:
             detail = f": {reason}" if reason else ""
             return f"■ {status}{detail}\n  {duration:.1f}s, agent cost ${cost:.4f}, supervisor brain cost ${brain:.4f}"
     return None
+
+
+_KIND_MARK = {"passed": "✓", "failed": "✗", "preexisting": "○", "environment": "⚠"}
+
+
+def _verdict_detail(result: CheckResult, verdict: CheckVerdict) -> str:
+    """Why a check that did not pass counts as it does: what broke, what failed already, what could not run."""
+    if verdict.kind == "failed":
+        error = _error_line(result.output_tail)
+        return f"{verdict.summary}" + (f" | {error}" if error and error not in verdict.summary else "")
+    if verdict.kind == "preexisting":
+        return f"not held against the agent: {verdict.summary}"
+    return f"environment: {verdict.summary}"
 
 
 def _check_mark(result: CheckResult) -> str:

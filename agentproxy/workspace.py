@@ -5,7 +5,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -206,6 +208,20 @@ class Workspace:
         self.excluded += secrets
         return secrets
 
+    def tree_id(self) -> str:
+        """Git's id of the files as they are now: uncommitted changes and new files count, ignored files do not.
+
+        Built in a scratch copy of the index, so the user's staging is left as it was.
+        """
+        index = Path(self._git("rev-parse", "--git-path", "index").strip())
+        index = index if index.is_absolute() else self.directory / index
+        with tempfile.TemporaryDirectory(prefix="agentproxy-index-") as scratch:
+            scratch_index = {"GIT_INDEX_FILE": str(Path(scratch, "index"))}
+            if index.is_file():
+                shutil.copyfile(index, scratch_index["GIT_INDEX_FILE"])  # its file stats spare hashing every file
+            self._git("add", "-A", ":/", env=scratch_index)
+            return self._git("write-tree", env=scratch_index).strip()
+
     def diff_since(self, rev: str, max_chars: int) -> str:
         """What changed since rev, working tree and new files included, bounded by max_chars."""
         diff = self._git("diff", rev, "--stat", "--patch", "--", ".")
@@ -219,9 +235,10 @@ class Workspace:
             diff += f"\n… and {len(untracked) - MAX_NEW_FILES_SHOWN} more new files"
         return diff if len(diff) <= max_chars else diff[:max_chars] + "\n… (diff truncated)"
 
-    def _git(self, *args: str, check: bool = True) -> str:
+    def _git(self, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str:
         # The user's hooks run under git: they get what a check gets, never the supervisor's keys.
-        env = {**child_environment(), **self._identity()} if args[0] == "commit" else child_environment()
+        identity = self._identity() if args[0] == "commit" else {}
+        env = {**child_environment(), **identity, **(env or {})}
         timeout_s = COMMIT_TIMEOUT_S if args[0] == "commit" else GIT_TIMEOUT_S
         try:
             code, output, timed_out = procs.run_bounded(

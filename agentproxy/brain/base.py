@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentproxy.knowledge import Knowledge
-from agentproxy.messages import AgentQuestion, AnyEvent, CheckResult, Plan, Subtask, Verdict
+from agentproxy.messages import AgentQuestion, AnyEvent, CheckResult, CheckVerdict, Plan, Subtask, Verdict
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class Situation:
 class ReviewInput:
     task: str
     subtask: Subtask
-    checks: list[CheckResult]
+    checks: list[CheckResult]  # those that count: passed, or failed by the change
+    verdicts: list[CheckVerdict] = field(default_factory=list)  # every check against the base, pre-existing too
     agent_summary: str = ""
     diff: str = ""
     knowledge: Knowledge = field(default_factory=Knowledge)

@@ -106,11 +106,18 @@ def review_prompt(review: ReviewInput, max_chars: int) -> str:
         "\n\n".join(f"$ {r.command}  ({_outcome(r)})\n{r.output_tail}" for r in review.checks)
         or "(the project has no checks)"
     )
+    against_base = "\n".join(f"- `{v.command}`: {v.kind}: {v.summary}" for v in review.verdicts)
     sections = [
         Section("Task", review.task, share=0.15),
         Section("Subtask", f"{subtask.title}\n\n{subtask.instructions}", share=0.15),
         Section("Acceptance checks and criteria", acceptance, share=0.1),
-        Section("Check results (end of output)", checks, keep="end", share=0.25),
+        Section("Check results (end of output)", checks, keep="end", share=0.2),
+        Section(
+            "Checks compared with the subtask's base (pre-existing failures and checks that could not run are not"
+            " the agent's doing; do not ask it to fix them unless the task is about them)",
+            against_base,
+            share=0.05,
+        ),
         Section("Diff", review.diff, share=0.3),
         Section("The agent's final report", review.agent_summary, keep="end", share=0.1),
     ]

@@ -1,0 +1,215 @@
+"""A project's checks in the trees its agents work in: the environment set up, the base run, each check judged.
+
+One ProjectChecks serves a run. Per tree (the working directory now, each worktree later) it sets
+the environment up once (`--setup`), then again whenever the plan has steps (the agent changed the
+dependencies; a CI build step), and repairs it once, afresh, when a check could not run. The
+checks' results on a subtask's base tree are kept in the store by the tree's git id and the
+command, so a second run on the same files costs nothing; a run that could not really run is not
+kept, since setting the environment up may change it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from agentproxy.baseline import CheckRun, at_base, judge
+from agentproxy.check_runs import run_check
+from agentproxy.detect import detect_checks
+from agentproxy.errors import StoreError
+from agentproxy.messages import AnyEvent, BaselineRan, CheckResult, CheckVerdict, SetupStarted, SetupStepRan, Subtask
+from agentproxy.options import RunOptions
+from agentproxy.setup_env import SETUP_AUTO, SETUP_OFF, SetupPlan, SetupStep, check_env, plan_for, run_setup
+from agentproxy.store import SessionStore
+
+log = logging.getLogger(__name__)
+_run_decoder = msgspec.json.Decoder(CheckRun)
+
+
+@dataclass(frozen=True)
+class Judged:
+    result: CheckResult  # with ``environment`` set when it could not really run
+    verdict: CheckVerdict
+
+
+@dataclass
+class _Tree:
+    env: dict[str, str]  # what the checks run with
+    setup_env: dict[str, str] = field(default_factory=dict)  # what the setup added to it (for the agent too)
+    setup_passed: set[str] = field(default_factory=set)  # setup commands that passed before any agent's change
+    repaired: bool = False
+    commands: list[str] = field(default_factory=list)  # the project's checks, detected once
+
+
+class ProjectChecks:
+    def __init__(
+        self,
+        options: RunOptions,
+        record: Callable[[AnyEvent], None],
+        envs_dir: Path,
+        cache: SessionStore | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        self.options = options
+        self.record = record
+        self.envs_dir = envs_dir
+        self.cache = cache
+        self.stopping = stopping or threading.Event()
+        self.trees: dict[Path, _Tree] = {}
+        self.base_runs: dict[tuple[str, str], CheckRun] = {}  # (tree id, command)
+
+    # -- the environment -------------------------------------------------------------------
+
+    def tree(self, cwd: Path) -> _Tree:
+        """The tree's state, setting its environment up the first time it is seen."""
+        if cwd not in self.trees:
+            tree = _Tree(env={})
+            self.trees[cwd] = tree
+            passed = self.set_up(cwd, tree)
+            tree.setup_passed = passed
+            commands = self.options.checks or tuple(check.command for check in detect_checks(cwd))
+            tree.commands = list(commands)
+        return self.trees[cwd]
+
+    def set_up(self, cwd: Path, tree: _Tree, fresh: bool = False) -> set[str]:
+        """Run the setup the mode asks for; the commands that passed. Sets tree.env either way."""
+        plan = plan_for(self.options.setup, cwd, self.envs_dir, fresh)
+        tree.env, tree.setup_env = check_env(plan), plan.env
+        if not plan.steps and not plan.problems:
+            return set()
+        self.announce(cwd, plan)
+        report = run_setup(plan, self.options.setup_timeout_s, self.record_step)
+        return {result.command for result in report.results if result.passed}
+
+    def announce(self, cwd: Path, plan: SetupPlan) -> None:
+        commands = [shlex.join(step.command) for step in plan.steps]
+        self.record(SetupStarted(cwd=str(cwd), reasons=plan.reasons, problems=plan.problems, commands=commands))
+
+    def record_step(self, step: SetupStep, result: CheckResult) -> None:
+        self.record(SetupStepRan(why=step.why, result=result))
+
+    def refresh(self, cwd: Path, tree: _Tree) -> list[CheckResult]:
+        """Before a review: set up again what the plan says is out of date (auto only).
+
+        Returns the setup steps that passed before the agent's change and fail now: its change did that.
+        """
+        if self.options.setup != SETUP_AUTO:
+            return []
+        plan = plan_for(SETUP_AUTO, cwd, self.envs_dir)
+        tree.env, tree.setup_env = check_env(plan), plan.env
+        if not plan.steps:
+            return []
+        self.announce(cwd, plan)
+        report = run_setup(plan, self.options.setup_timeout_s, self.record_step)
+        return [result for result in report.results if not result.passed and result.command in tree.setup_passed]
+
+    def repair(self, cwd: Path, tree: _Tree) -> bool:
+        """Once per tree, when a check could not run: set the environment up afresh. Whether it was tried."""
+        if tree.repaired or self.options.setup == SETUP_OFF:
+            return False
+        tree.repaired = True
+        self.set_up(cwd, tree, fresh=True)
+        return True
+
+    # -- the base --------------------------------------------------------------------------
+
+    def baseline(self, cwd: Path, base_tree: str, subtask_id: str) -> list[CheckVerdict]:
+        """Run the project's checks on the subtask's base (or read them from the store); how each stands."""
+        tree = self.tree(cwd)
+        runs: dict[str, CheckRun] = {}
+        cached: list[str] = []
+        for command in tree.commands:
+            if self.stopping.is_set():
+                break
+            known = self.known_base(base_tree, command)
+            if known is not None:
+                cached.append(command)
+                runs[command] = known
+            else:
+                runs[command] = self.run(command, cwd, tree)
+        unrunnable = [command for command, run in runs.items() if _could_not_run(run)]
+        if unrunnable and self.repair(cwd, tree):
+            runs.update({command: self.run(command, cwd, tree) for command in unrunnable})
+        for command, run in runs.items():
+            self.base_runs[(base_tree, command)] = run
+            if command not in cached and _worth_keeping(run):
+                self.keep(base_tree, command, run)
+        results = [_shown(run.result, at_base(run)) for run in runs.values()]
+        self.record(BaselineRan(subtask_id=subtask_id, commit=base_tree, results=results, cached=cached))
+        return [at_base(run) for run in runs.values()]
+
+    def known_base(self, base_tree: str, command: str) -> CheckRun | None:
+        if not base_tree:
+            return None  # no id for the base's files: nothing known about them
+        run = self.base_runs.get((base_tree, command))
+        if run is not None or self.cache is None:
+            return run
+        try:
+            body = self.cache.cached_check(base_tree, command)
+            return _run_decoder.decode(body) if body is not None else None
+        except (StoreError, msgspec.DecodeError) as exc:
+            log.warning("check cache unreadable, running the check: %s", exc)
+            return None
+
+    def keep(self, base_tree: str, command: str, run: CheckRun) -> None:
+        if self.cache is None or not base_tree:
+            return
+        try:
+            self.cache.cache_check(base_tree, command, msgspec.json.encode(run))
+        except StoreError as exc:
+            log.warning("cannot keep a check's result: %s", exc)
+
+    # -- after the agent's change ----------------------------------------------------------
+
+    def verify(self, cwd: Path, subtask: Subtask, base_tree: str) -> list[Judged]:
+        """Every check (the project's, then the subtask's acceptance checks), judged against the base."""
+        tree = self.tree(cwd)
+        broken_setup = self.refresh(cwd, tree)
+        commands = tree.commands + [check for check in subtask.checks if check not in tree.commands]
+        runs: dict[str, CheckRun] = {}
+        for command in commands:
+            if self.stopping.is_set():
+                break
+            runs[command] = self.run(command, cwd, tree)
+        unrunnable = [command for command, run in runs.items() if _could_not_run(run)]
+        if unrunnable and self.repair(cwd, tree):
+            runs.update({command: self.run(command, cwd, tree) for command in unrunnable})
+        judged = [
+            _judged(CheckRun(result=result), CheckVerdict(command=result.command, kind="failed", summary=_BROKE_SETUP))
+            for result in broken_setup
+        ]
+        for command, run in runs.items():
+            base = self.known_base(base_tree, command)
+            judged.append(_judged(run, judge(base, run, acceptance=command in subtask.checks)))
+        return judged
+
+    def run(self, command: str, cwd: Path, tree: _Tree) -> CheckRun:
+        return run_check(command, cwd, self.options.check_timeout_s, tree.env)
+
+
+_BROKE_SETUP = "this setup step passed before your change and fails now"
+
+
+def _could_not_run(run: CheckRun) -> bool:
+    return run.classification is not None and run.classification.kind == "environment"
+
+
+def _worth_keeping(run: CheckRun) -> bool:
+    """A run that could not really run, or was cut short, says nothing lasting about the tree."""
+    return not _could_not_run(run) and not run.result.timed_out
+
+
+def _judged(run: CheckRun, verdict: CheckVerdict) -> Judged:
+    return Judged(result=_shown(run.result, verdict), verdict=verdict)
+
+
+def _shown(result: CheckResult, verdict: CheckVerdict) -> CheckResult:
+    if verdict.kind != "environment":
+        return result
+    return msgspec.structs.replace(result, environment=f"{verdict.cause}; fix: {verdict.fix}")
