@@ -209,8 +209,8 @@ def pa(
             metavar="CMD",
             parser=text_value,
             help=(
-                "A check command that must pass"
-                " (repeatable; default: what the project's developers run, see --show-checks)."
+                "A check command, instead of what the project's developers run (repeatable; see --show-checks):"
+                " what fails after the agent's change and did not before is sent back."
             ),
         ),
     ] = None,

@@ -6,12 +6,16 @@ import io
 
 from agentproxy.messages import (
     AgentUsedTool,
+    BaselineRan,
     BrainFellBack,
     CheckResult,
     ChecksRan,
+    CheckVerdict,
     Plan,
     PlanMade,
     SessionFinished,
+    SetupStarted,
+    SetupStepRan,
     Subtask,
     to_json,
 )
@@ -136,3 +140,46 @@ def test_a_check_that_could_not_run_is_marked_as_the_environment() -> None:
         )
     )
     assert line is not None and "⚠ pytest" in line and "environment: pytest-cov is not installed" in line
+
+
+def test_each_verdict_kind_has_its_mark_and_says_why() -> None:
+    results = [
+        CheckResult(command="pytest", exit_code=1, output_tail="E   assert 3 == 4\nFAILED t.py::test_b"),
+        CheckResult(command="make lint", exit_code=2, output_tail="lint: 3 problems"),
+        CheckResult(
+            command="tox", exit_code=127, output_tail="tox: not found", environment="tox; fix: pip install tox"
+        ),
+        CheckResult(command="mypy", exit_code=0),
+    ]
+    verdicts = [
+        CheckVerdict(command="pytest", kind="failed", new_failures=["t::test_b"], summary="fails now: t::test_b"),
+        CheckVerdict(command="make lint", kind="preexisting", summary="already failed the same way"),
+        CheckVerdict(command="tox", kind="environment", summary="could not run: tox is not installed"),
+        CheckVerdict(command="mypy", kind="passed", summary="passed"),
+    ]
+
+    text = describe(ChecksRan(subtask_id="1", results=results, verdicts=verdicts))
+
+    assert text is not None
+    head, *details = text.splitlines()
+    assert "✗ pytest" in head and "○ make lint" in head and "⚠ tox" in head and "✓ mypy" in head
+    assert details[0].endswith("fails now: t::test_b | E assert 3 == 4")  # the line naming the error
+    assert "not held against the agent: already failed the same way" in details[1]
+    assert "environment: could not run: tox is not installed" in details[2]
+    assert len(details) == 3
+
+
+def test_setup_and_the_base_run_are_shown_command_by_command() -> None:
+    install = "/envs/p/bin/python -m pip install -e ."
+    started = SetupStarted(cwd="/p", reasons=["python: pip install into /envs/p"], commands=[install])
+    output = "ERROR: No matching distribution found for pkgq"
+    failed = SetupStepRan(why="install the tree", result=CheckResult(command=install, exit_code=1, output_tail=output))
+    results = [
+        CheckResult(command="pytest", exit_code=1, duration_s=2.0),
+        CheckResult(command="make lint", exit_code=0),
+    ]
+    base = BaselineRan(subtask_id="1", commit="abc", results=results, cached=["lint"])
+
+    assert describe(started) == f"  setup in /p: python: pip install into /envs/p\n    $ {install}"
+    assert describe(failed) == f"  ✗ setup: install the tree: {install} exited 1\n    {output}"
+    assert describe(base) == "[1]   before the change: ✗ pytest (2.0s), ✓ lint (cached)"
