@@ -178,8 +178,8 @@ def test_setup_and_the_base_run_are_shown_command_by_command() -> None:
         CheckResult(command="pytest", exit_code=1, duration_s=2.0),
         CheckResult(command="make lint", exit_code=0),
     ]
-    base = BaselineRan(subtask_id="1", commit="abc", results=results, cached=["lint"])
+    base = BaselineRan(subtask_id="1", commit="abc", results=results, cached=["make lint"])
 
     assert describe(started) == f"  setup in /p: python: pip install into /envs/p\n    $ {install}"
     assert describe(failed) == f"  ✗ setup: install the tree: {install} exited 1\n    {output}"
-    assert describe(base) == "[1]   before the change: ✗ pytest (2.0s), ✓ lint (cached)"
+    assert describe(base) == "[1]   before the change: ✗ pytest (2.0s), ✓ make lint (cached)"
