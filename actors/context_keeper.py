@@ -104,7 +104,7 @@ class ContextKeeper(SupervisedActor):
 
     def on_record(self, event: Event) -> None:
         assert self.store is not None
-        event = self.redactor.redact_event(event)
+        event = self.redactor.redact_struct(event)
         match event:
             case PlanMade(plan=plan):
                 self.board.update(plan=plan)

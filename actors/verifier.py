@@ -148,6 +148,11 @@ def with_check_kinds(verdict: Verdict, checks: list[CheckVerdict]) -> Verdict:
     if not verdict.passed and follow_up:
         broke = [f"- `{check.command}`: {check.summary}" for check in checks if check.kind == "failed"]
         before = [f"- `{check.command}`: {check.summary}" for check in not_blamed if check.kind == "preexisting"]
+        before += [
+            f"- `{check.command}`: {', '.join(check.preexisting)}"
+            for check in checks
+            if check.kind == "failed" and check.preexisting
+        ]
         if broke:
             follow_up = "What fails because of your change:\n" + "\n".join(broke) + "\n\n" + follow_up
         if before:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from agentproxy import redact
 from agentproxy.baseline import CheckRun, at_base, judge
 from agentproxy.check_runs import run_check
 from agentproxy.detect import detect_checks
@@ -161,7 +162,8 @@ class ProjectChecks:
         if self.cache is None or not base_tree:
             return
         try:
-            self.cache.cache_check(base_tree, command, msgspec.json.encode(run))
+            # The store keeps what checks print: secrets in it are redacted as in the events.
+            self.cache.cache_check(base_tree, command, msgspec.json.encode(redact.installed().redact_struct(run)))
         except StoreError as exc:
             log.warning("cannot keep a check's result: %s", exc)
 

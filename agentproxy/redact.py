@@ -16,14 +16,12 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from agentproxy.messages import Event
-
 REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 8
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET")
 _SECRET_PARTS = ("PASSWORD", "CREDENTIALS")
 
-E = TypeVar("E", bound=Event)
+E = TypeVar("E", bound=msgspec.Struct)
 
 
 def looks_secret(name: str) -> bool:
@@ -50,8 +48,8 @@ class Redactor:
     def redact(self, text: str) -> str:
         return text if self._pattern is None else self._pattern.sub(REDACTED, text)
 
-    def redact_event(self, event: E) -> E:
-        """The event with every string in it (nested structs, lists, dict keys) redacted."""
+    def redact_struct(self, event: E) -> E:
+        """The event (or any struct) with every string in it (nested structs, lists, dict keys) redacted."""
         if self._pattern is None:
             return event
         plain = msgspec.to_builtins(event)

@@ -71,9 +71,9 @@ class OfflineBrain:
         """Passed when every check passed; with no checks, the agent's own success stands."""
         failed = [result for result in review.checks if not result.passed]
         if not failed:
-            findings = [f"`{r.command}` passed" for r in review.checks] or [
-                "no checks found; the agent reported success"
-            ]
+            findings = [f"`{r.command}` passed" for r in review.checks]
+            if not review.verdicts and not findings:
+                findings = ["no checks found; the agent reported success"]
             return Verdict(passed=True, findings=findings)
         findings = [
             f"`{r.command}` timed out" if r.timed_out else f"`{r.command}` exited {r.exit_code}" for r in failed

@@ -169,7 +169,8 @@ def test_the_same_failing_check_after_two_follow_ups_ends_the_subtask(project: P
             return Text("Changed value.py.")
         return write_file("value.py", f"VALUE = {next(attempts)}\n")
 
-    check = f"{sys.executable} -c \"import sys; sys.exit('wrong answer')\""
+    # Passes at the base; once value.py exists it fails, the same way whatever the agent writes.
+    check = f"{sys.executable} -c \"import os, sys; os.path.exists('value.py') and sys.exit('wrong answer')\""
     with FakeAnthropic(default=model) as api:
         code, events = pa(api, tmp_path, "Make the check pass", "--check", check, "--max-attempts", "5")
     assert code == 1

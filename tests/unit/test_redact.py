@@ -72,12 +72,12 @@ def test_events_are_redacted_in_nested_structs_lists_and_dict_keys() -> None:
         session_id="s1",
         at=12.5,
     )
-    cleaned = redactor.redact_event(checks)
+    cleaned = redactor.redact_struct(checks)
     assert isinstance(cleaned, ChecksRan) and cleaned.session_id == "s1" and cleaned.at == 12.5
     assert cleaned.results[0].output_tail == f"GEMINI_API_KEY={REDACTED}\n"
-    answered = redactor.redact_event(QuestionAnswered(subtask_id="1", answers={f"use {GEMINI}?": "yes"}, by="brain"))
+    answered = redactor.redact_struct(QuestionAnswered(subtask_id="1", answers={f"use {GEMINI}?": "yes"}, by="brain"))
     assert answered.answers == {f"use {REDACTED}?": "yes"}
-    asked = redactor.redact_event(
+    asked = redactor.redact_struct(
         QuestionAsked(subtask_id="1", questions=[AgentQuestion(question='say with "quotes" and \\ backslash')])
     )
     assert asked.questions[0].question == f"say {REDACTED}"
@@ -85,8 +85,8 @@ def test_events_are_redacted_in_nested_structs_lists_and_dict_keys() -> None:
 
 def test_an_event_without_secrets_is_returned_as_it_is() -> None:
     event = SessionFinished(status="done", reason="all good")
-    assert Redactor([GEMINI]).redact_event(event) is event
-    assert Redactor([]).redact_event(event) is event
+    assert Redactor([GEMINI]).redact_struct(event) is event
+    assert Redactor([]).redact_struct(event) is event
 
 
 def test_the_log_filter_redacts_messages_arguments_and_tracebacks(tmp_path: Path) -> None:
