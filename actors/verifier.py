@@ -80,22 +80,17 @@ class Verifier(SupervisedActor):
 
     def on_prepare(self, prepare: Prepare) -> None:
         cwd = Path(prepare.cwd)
-        try:
-            base_tree = Workspace(cwd).tree_id()
-        except WorkspaceError as exc:
-            self.record(Notice(level="warning", text=f"the base's checks cannot be kept apart: {exc}"))
-            base_tree = ""
-        standing = self.checks.baseline(cwd, base_tree, prepare.subtask.id)
-        for verdict in standing:
+        standing = self.checks.baseline(cwd, prepare.subtask.id)
+        for verdict in standing.verdicts:
             if verdict.kind == "environment":
                 self.record(Notice(level="warning", text=f"`{verdict.command}` {verdict.summary}"))
         self.directory.tell(
             DISPATCHER,
             Prepared(
                 subtask_id=prepare.subtask.id,
-                base_tree=base_tree,
+                base_tree=standing.base_tree,
                 env=self.checks.tree(cwd).setup_env,
-                preexisting=[verdict for verdict in standing if verdict.kind == "preexisting"],
+                preexisting=[verdict for verdict in standing.verdicts if verdict.kind == "preexisting"],
             ),
         )
 

@@ -150,7 +150,10 @@ def _install_command(name: str, project: Path) -> str:
 
 # --- Python modules and pytest plugins -------------------------------------------------------
 
-_MODULE_MISSING = re.compile(r"(?:ModuleNotFoundError|ImportError): No module named '?(?P<module>[\w.]+)'?")
+# The exceptions, and `python -m X` refusing to start ("/env/bin/python3: No module named pytest").
+_MODULE_MISSING = re.compile(
+    r"(?:ModuleNotFoundError|ImportError|\bpython[\d.]*): No module named '?(?P<module>[\w.]+)'?"
+)
 _NAME_MISSING = re.compile(
     r"ImportError: cannot import name '(?P<name>\w+)' from '(?P<module>[\w.]+)'(?: \((?P<path>[^)]*)\))?"
 )

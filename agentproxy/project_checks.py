@@ -15,7 +15,7 @@ import shlex
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import msgspec
 
@@ -23,11 +23,30 @@ from agentproxy import redact
 from agentproxy.baseline import CheckRun, at_base, judge
 from agentproxy.check_runs import run_check
 from agentproxy.detect import detect_checks
-from agentproxy.errors import StoreError
-from agentproxy.messages import AnyEvent, BaselineRan, CheckResult, CheckVerdict, SetupStarted, SetupStepRan, Subtask
+from agentproxy.errors import StoreError, WorkspaceError
+from agentproxy.messages import (
+    AnyEvent,
+    BaselineRan,
+    CheckResult,
+    CheckVerdict,
+    Notice,
+    SetupStarted,
+    SetupStepRan,
+    Subtask,
+)
 from agentproxy.options import RunOptions
-from agentproxy.setup_env import SETUP_AUTO, SETUP_OFF, SetupPlan, SetupStep, check_env, plan_for, run_setup
+from agentproxy.setup_env import (
+    SETUP_AUTO,
+    SETUP_OFF,
+    SetupPlan,
+    SetupReport,
+    SetupStep,
+    check_env,
+    plan_for,
+    run_setup,
+)
 from agentproxy.store import SessionStore
+from agentproxy.workspace import Workspace
 
 log = logging.getLogger(__name__)
 _run_decoder = msgspec.json.Decoder(CheckRun)
@@ -37,6 +56,12 @@ _run_decoder = msgspec.json.Decoder(CheckRun)
 class Judged:
     result: CheckResult  # with ``environment`` set when it could not really run
     verdict: CheckVerdict
+
+
+@dataclass(frozen=True)
+class Standing:
+    base_tree: str  # git's id of the base's files ("" when there is none): their results are kept under it
+    verdicts: list[CheckVerdict]
 
 
 @dataclass
@@ -84,9 +109,22 @@ class ProjectChecks:
         tree.env, tree.setup_env = check_env(plan), plan.env
         if not plan.steps and not plan.problems:
             return set()
-        self.announce(cwd, plan)
-        report = run_setup(plan, self.options.setup_timeout_s, self.record_step)
+        report = self.run_setup(cwd, plan)
         return {result.command for result in report.results if result.passed}
+
+    def run_setup(self, cwd: Path, plan: SetupPlan) -> SetupReport:
+        """Run the plan's steps; what they write into the tree (egg-info, builds) is kept out of git."""
+        self.announce(cwd, plan)
+        workspace = Workspace(cwd)
+        before = _untracked(workspace)
+        report = run_setup(plan, self.options.setup_timeout_s, self.record_step)
+        made = [path for path in _untracked(workspace) if path not in before]
+        if made:
+            try:
+                workspace.exclude(_new_directories(workspace, made, before), "made by the environment's setup")
+            except WorkspaceError as exc:
+                self.record(Notice(level="warning", text=f"files the setup made may be committed: {exc}"))
+        return report
 
     def announce(self, cwd: Path, plan: SetupPlan) -> None:
         commands = [shlex.join(step.command) for step in plan.steps]
@@ -106,8 +144,7 @@ class ProjectChecks:
         tree.env, tree.setup_env = check_env(plan), plan.env
         if not plan.steps:
             return []
-        self.announce(cwd, plan)
-        report = run_setup(plan, self.options.setup_timeout_s, self.record_step)
+        report = self.run_setup(cwd, plan)
         return [result for result in report.results if not result.passed and result.command in tree.setup_passed]
 
     def repair(self, cwd: Path, tree: _Tree) -> bool:
@@ -120,9 +157,14 @@ class ProjectChecks:
 
     # -- the base --------------------------------------------------------------------------
 
-    def baseline(self, cwd: Path, base_tree: str, subtask_id: str) -> list[CheckVerdict]:
+    def baseline(self, cwd: Path, subtask_id: str) -> Standing:
         """Run the project's checks on the subtask's base (or read them from the store); how each stands."""
         tree = self.tree(cwd)
+        try:
+            base_tree = Workspace(cwd).tree_id()  # after the setup, so that what it made is not the base's
+        except WorkspaceError as exc:
+            self.record(Notice(level="warning", text=f"the base's check results cannot be kept: {exc}"))
+            base_tree = ""
         runs: dict[str, CheckRun] = {}
         cached: list[str] = []
         for command in tree.commands:
@@ -143,7 +185,7 @@ class ProjectChecks:
                 self.keep(base_tree, command, run)
         results = [_shown(run.result, at_base(run)) for run in runs.values()]
         self.record(BaselineRan(subtask_id=subtask_id, commit=base_tree, results=results, cached=cached))
-        return [at_base(run) for run in runs.values()]
+        return Standing(base_tree, [at_base(run) for run in runs.values()])
 
     def known_base(self, base_tree: str, command: str) -> CheckRun | None:
         if not base_tree:
@@ -196,6 +238,31 @@ class ProjectChecks:
 
 
 _BROKE_SETUP = "this setup step passed before your change and fails now"
+
+
+def _untracked(workspace: Workspace) -> set[str]:
+    try:
+        return set(workspace.untracked())
+    except WorkspaceError:
+        return set()
+
+
+def _new_directories(workspace: Workspace, made: list[str], before: set[str]) -> list[str]:
+    """The paths to exclude: each new file's outermost directory that holds nothing but new files, else the file."""
+    kept = {*before, *workspace.tracked()}
+    occupied = {str(parent) for path in kept for parent in PurePosixPath(path).parents}
+    chosen: set[str] = set()
+    for path in made:
+        outermost = next(
+            (
+                f"{parent}/"
+                for parent in reversed(PurePosixPath(path).parents)
+                if str(parent) != "." and str(parent) not in occupied
+            ),
+            path,
+        )
+        chosen.add(outermost)
+    return sorted(chosen)
 
 
 def _could_not_run(run: CheckRun) -> bool:

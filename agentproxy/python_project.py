@@ -37,6 +37,8 @@ _PYTEST_CONFIGS = ("pytest.ini", "conftest.py", "tests/conftest.py")
 _PYTEST_SECTIONS = (("setup.cfg", "[tool:pytest]"), ("tox.ini", "[pytest]"))
 _TEST_MODULES = ("test_*.py", "*_test.py", "test*/**/test_*.py", "test*/**/*_test.py")
 _TEST_MODULES_READ = 50  # enough to tell; a large suite need not be read whole
+# unittest needs a TestCase class; a module-level test function is only ever collected by pytest.
+_BARE_TEST_FUNCTION = re.compile(r"^(?:async )?def test\w*\(", re.MULTILINE)
 _IMPORTS_PYTEST = re.compile(r"^\s*(?:import|from)\s+pytest\b", re.MULTILINE)
 
 
@@ -123,7 +125,7 @@ def _group_requirements(groups: dict[str, Any], wanted: list[str]) -> list[str]:
 
 
 def _uses_pytest(root: Path, pyproject: dict[str, Any]) -> bool:
-    """pytest configured, or imported by a test module."""
+    """pytest configured, or imported by a test module, or test modules written for it (bare test functions)."""
     if _table(_table(pyproject, "tool"), "pytest"):
         return True
     if any((root / name).is_file() for name in _PYTEST_CONFIGS):
@@ -131,7 +133,8 @@ def _uses_pytest(root: Path, pyproject: dict[str, Any]) -> bool:
     if any(header in read_text(root / name) for name, header in _PYTEST_SECTIONS):
         return True
     modules = (path for pattern in _TEST_MODULES for path in root.glob(pattern))
-    return any(_IMPORTS_PYTEST.search(read_text(path)) for path in itertools.islice(modules, _TEST_MODULES_READ))
+    texts = [read_text(path) for path in itertools.islice(modules, _TEST_MODULES_READ)]
+    return any(_IMPORTS_PYTEST.search(text) or _BARE_TEST_FUNCTION.search(text) for text in texts)
 
 
 def _setup_call_literals(path: Path) -> dict[str, Any]:

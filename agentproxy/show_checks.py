@@ -10,14 +10,13 @@ import msgspec
 
 from agentproxy import config
 from agentproxy.detect import detect_checks
-from agentproxy.errors import StoreError, WorkspaceError
+from agentproxy.errors import StoreError
 from agentproxy.messages import AnyEvent, DetectedCheck, to_json
 from agentproxy.options import RunOptions
 from agentproxy.project_checks import ProjectChecks
 from agentproxy.setup_env import SETUP_OFF, SetupPlan, plan_for
 from agentproxy.store import SessionStore
 from agentproxy.view import describe, terminal_safe
-from agentproxy.workspace import Workspace
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -67,15 +66,11 @@ def _run(
         working_dir=project, agent_command=(), checks=tuple(commands), setup=setup, check_timeout_s=check_timeout_s
     )
     try:
-        tree = Workspace(project).tree_id()
-    except WorkspaceError:
-        tree = ""  # not a repository: nothing to key a cached result on
-    try:
         cache: SessionStore | None = SessionStore(config.store_path())
     except StoreError:
         cache = None
     try:
-        standing = ProjectChecks(options, record, config.envs_dir(), cache).baseline(project, tree, "checks")
+        standing = ProjectChecks(options, record, config.envs_dir(), cache).baseline(project, "checks").verdicts
     finally:
         if cache is not None:
             cache.close()

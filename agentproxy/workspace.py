@@ -189,24 +189,34 @@ class Workspace:
 
         Tracked files stay tracked: committing those was the user's choice.
         """
+        secrets = [path for path in self.untracked() if looks_like_secret_file(path)]
+        self.exclude(secrets, "looks like a secret")
+        self.excluded += secrets
+        return secrets
+
+    def untracked(self) -> list[str]:
+        """Untracked files under the directory that git would add (ignored ones not), from the repository's top."""
         untracked = self._git("ls-files", "--others", "--exclude-standard", "--full-name", "-z", "--", ".")
-        secrets = [path for path in untracked.split("\0") if path and looks_like_secret_file(path)]
-        if not secrets:
-            return []
+        return [path for path in untracked.split("\0") if path]
+
+    def tracked(self) -> list[str]:
+        """Every tracked file of the repository, from its top."""
+        return [path for path in self._git("ls-files", "--full-name", "-z", ":/").split("\0") if path]
+
+    def exclude(self, paths: list[str], why: str) -> None:
+        """Keep these paths (from the repository's top) out of git's view, in .git/info/exclude, saying why."""
+        if not paths:
+            return
         exclude = Path(self._git("rev-parse", "--git-path", "info/exclude").strip())
         exclude = exclude if exclude.is_absolute() else self.directory / exclude
         try:
             exclude.parent.mkdir(parents=True, exist_ok=True)
             existing = exclude.read_text(encoding="utf-8") if exclude.is_file() else ""
             lead = "" if not existing or existing.endswith("\n") else "\n"
-            lines = "".join(f"{_exclude_pattern(path)}\n" for path in secrets)
-            exclude.write_text(f"{existing}{lead}# agentproxy: looks like a secret\n{lines}", encoding="utf-8")
+            lines = "".join(f"{_exclude_pattern(path)}\n" for path in paths)
+            exclude.write_text(f"{existing}{lead}# agentproxy: {why}\n{lines}", encoding="utf-8")
         except OSError as exc:
-            raise WorkspaceError(
-                f"cannot keep secret-looking files out of git ({exclude}): {exc.strerror or exc}"
-            ) from exc
-        self.excluded += secrets
-        return secrets
+            raise WorkspaceError(f"cannot keep files out of git ({exclude}): {exc.strerror or exc}") from exc
 
     def tree_id(self) -> str:
         """Git's id of the files as they are now: uncommitted changes and new files count, ignored files do not.

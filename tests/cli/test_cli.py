@@ -315,19 +315,44 @@ def test_task_run_json_checks_screenshot_listing_and_continue(
 
 def test_failing_check_without_follow_ups_exits_1(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:
     script = write_script(tmp_path / "script.json", WRITE_HELLO)
+    # Passes at the base; the agent's hello.txt makes it fail.
+    done = pa(
+        "-d", str(workdir), "--claude-bin", claude_bin(script), "--output", "json",
+        "--check", "test ! -e hello.txt", "--max-attempts", "0", "write hello",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    events = json_events(done.stdout)
+    checks = next(e for e in events if e["kind"] == "checks_ran")
+    assert [verdict["kind"] for verdict in checks["verdicts"]] == ["failed"]
+    assert not any(e["kind"] == "follow_up_sent" for e in events)
+    assert events[-1]["kind"] == "session_finished" and events[-1]["status"] == "failed"
+    assert "test ! -e hello.txt" in events[-1]["reason"]
+    assert "agentproxy: write hello" not in git_subjects(workdir)  # nothing committed
+    listing = pa("--list-sessions", env=env, cwd=tmp_path)
+    assert session_status(listing.stdout, events[0]["session_id"]) == "failed"
+
+
+def test_check_failing_at_the_base_already_does_not_fail_the_run(
+    env: dict[str, str], tmp_path: Path, workdir: Path
+) -> None:
+    script = write_script(tmp_path / "script.json", WRITE_HELLO)
     done = pa(
         "-d", str(workdir), "--claude-bin", claude_bin(script), "--output", "json",
         "--check", "exit 3", "--max-attempts", "0", "write hello",
         env=env, cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     events = json_events(done.stdout)
-    assert not any(e["kind"] == "follow_up_sent" for e in events)
-    assert events[-1]["kind"] == "session_finished" and events[-1]["status"] == "failed"
-    assert "exit 3" in events[-1]["reason"]
-    assert "agentproxy: write hello" not in git_subjects(workdir)  # nothing committed
-    listing = pa("--list-sessions", env=env, cwd=tmp_path)
-    assert session_status(listing.stdout, events[0]["session_id"]) == "failed"
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("baseline_ran") < kinds.index("agent_started")  # the base is run before the agent's first turn
+    baseline = next(e for e in events if e["kind"] == "baseline_ran")
+    assert [result.get("exit_code") for result in baseline["results"]] == [3]
+    checks = next(e for e in events if e["kind"] == "checks_ran")
+    assert [verdict["kind"] for verdict in checks["verdicts"]] == ["preexisting"]
+    assert "follow_up_sent" not in kinds
+    assert events[-1]["kind"] == "session_finished" and events[-1]["status"] == "done"
+    assert git_subjects(workdir)[0] == "agentproxy: write hello"
 
 
 def test_text_output_is_readable_lines(env: dict[str, str], tmp_path: Path, workdir: Path) -> None:

@@ -70,11 +70,13 @@ def test_only_what_the_change_broke_fails_and_the_base_is_read_from_the_store_th
     project = _repository(
         tmp_path / "p", {"calc.py": "def add(a, b):\n    return a + b\n", "tests/test_calc.py": TESTS}
     )
-    base_tree = Workspace(project).tree_id()
     events = Events()
     checks = _checks(tmp_path, store, events, checks=(PYTEST,), setup="off")
 
-    [standing] = checks.baseline(project, base_tree, "1")
+    base = checks.baseline(project, "1")
+    base_tree = base.base_tree
+    assert base_tree == Workspace(project).tree_id()
+    [standing] = base.verdicts
     assert standing.kind == "preexisting" and standing.preexisting == ["tests.test_calc::test_known_bug"]
 
     (project / "calc.py").write_text("def add(a, b):\n    return a + b + 1\n")
@@ -88,7 +90,7 @@ def test_only_what_the_change_broke_fails_and_the_base_is_read_from_the_store_th
     (project / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     assert Workspace(project).tree_id() == base_tree
     fresh = _checks(tmp_path, store, again, checks=(PYTEST,), setup="off")
-    [cached] = fresh.baseline(project, base_tree, "1")
+    [cached] = fresh.baseline(project, "1").verdicts
     assert cached == standing
     [ran] = again.of(BaselineRan)
     assert ran.cached == [PYTEST] and ran.commit == base_tree
@@ -103,18 +105,22 @@ def test_a_check_that_cannot_run_is_repaired_once_by_the_setup_and_never_cached(
     events = Events()
     checks = _checks(tmp_path, store, events, checks=("./tool",), setup=setup)
 
-    [standing] = checks.baseline(project, "tree-a", "1")
+    base = checks.baseline(project, "1")
 
-    assert standing.kind == "passed"
+    assert [verdict.kind for verdict in base.verdicts] == ["passed"]
     assert len(events.of(SetupStarted)) == 2  # the first setup, then the one repair
     assert all(step.result.passed for step in events.of(SetupStepRan))
-    assert store.cached_check("tree-a", "./tool") is not None  # the repaired run passed: kept
+    assert store.cached_check(base.base_tree, "./tool") is not None  # the repaired run passed: kept
+    # What the setup made is kept out of git: the base is the project's files, and no commit takes it.
+    assert _git(project, "status", "--porcelain") == ""
+    assert base.base_tree == _git(project, "rev-parse", "HEAD^{tree}").strip()
 
+    # The agent deleted the tool: it ran at the base and cannot now, so the change did it; no second repair.
     (project / "tool").unlink()
-    [judged] = checks.verify(project, SUBTASK, "tree-b")
-    assert judged.verdict.kind == "environment" and "tool" in judged.verdict.cause
-    assert judged.result.environment
-    assert len(events.of(SetupStarted)) == 2  # no second repair in the same tree
+    [judged] = checks.verify(project, SUBTASK, base.base_tree)
+    assert judged.verdict.kind == "failed" and "tool" in judged.verdict.cause
+    assert judged.verdict.summary.startswith("ran before your change and cannot run now")
+    assert len(events.of(SetupStarted)) == 2
 
 
 def test_setup_off_never_runs_anything_and_an_environment_failure_is_not_kept(
@@ -124,21 +130,22 @@ def test_setup_off_never_runs_anything_and_an_environment_failure_is_not_kept(
     events = Events()
     checks = _checks(tmp_path, store, events, checks=("no-such-tool-anywhere --x",), setup="off")
 
-    [standing] = checks.baseline(project, "tree-a", "1")
+    base = checks.baseline(project, "1")
 
+    [standing] = base.verdicts
     assert standing.kind == "environment" and "no-such-tool-anywhere" in standing.summary
     assert not events.of(SetupStarted)
-    assert store.cached_check("tree-a", "no-such-tool-anywhere --x") is None
+    assert store.cached_check(base.base_tree, "no-such-tool-anywhere --x") is None
 
 
 def test_acceptance_checks_of_the_subtask_must_pass_whatever_the_base_did(tmp_path: Path) -> None:
     project = _repository(tmp_path / "p", {"README": "x\n"})
     events = Events()
     checks = _checks(tmp_path, None, events, checks=("exit 3",), setup="off")
-    checks.baseline(project, "tree-a", "1")
+    base_tree = checks.baseline(project, "1").base_tree
     subtask = Subtask(id="1", title="t", instructions="t", checks=["exit 3", "test -e done.txt"])
 
-    judged = {item.verdict.command: item.verdict for item in checks.verify(project, subtask, "tree-a")}
+    judged = {item.verdict.command: item.verdict for item in checks.verify(project, subtask, base_tree)}
 
     assert judged["exit 3"].kind == "failed" and "acceptance" in judged["exit 3"].summary
     assert judged["test -e done.txt"].kind == "failed"
@@ -147,9 +154,9 @@ def test_acceptance_checks_of_the_subtask_must_pass_whatever_the_base_did(tmp_pa
 def test_a_project_check_failing_the_same_way_as_at_the_base_is_preexisting(tmp_path: Path) -> None:
     project = _repository(tmp_path / "p", {"README": "x\n"})
     checks = _checks(tmp_path, None, Events(), checks=("echo broken; exit 3",), setup="off")
-    checks.baseline(project, "tree-a", "1")
+    base_tree = checks.baseline(project, "1").base_tree
 
-    [judged] = checks.verify(project, SUBTASK, "tree-a")
+    [judged] = checks.verify(project, SUBTASK, base_tree)
 
     assert judged.verdict.kind == "preexisting"
 
