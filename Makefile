@@ -36,6 +36,7 @@ test-fast: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed $(CLAUDE)
 	CLAUDE_BIN="$(abspath $(CLAUDE))" $(BIN)/python tests/bench/run.py
 	$(BIN)/python tests/bench/questions.py $(QUESTIONS_DATA) tests/data/final_answers.jsonl
+	$(BIN)/python tests/bench/checks.py
 
 install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
