@@ -65,7 +65,7 @@ def plan_setup(project: Path, envs_dir: Path, fresh: bool = False) -> SetupPlan:
     if is_python_project(project):
         plan.merge(plan_python(project, envs_dir, fresh))
     if is_node_project(project):
-        plan.merge(plan_node(project, fresh))
+        plan.merge(plan_node(project, envs_dir / "corepack-bin", fresh))
     plan.merge(_plan_fetch(project, "go.mod", "go", ["go", "mod", "download"], "the modules go test needs"))
     plan.merge(_plan_fetch(project, "Cargo.toml", "cargo", ["cargo", "fetch"], "the crates cargo test needs"))
     if plan.bin_dirs:

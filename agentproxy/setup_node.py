@@ -47,8 +47,12 @@ def is_node_project(project: Path) -> bool:
     return (project / "package.json").is_file()
 
 
-def plan_node(project: Path, fresh: bool = False) -> SetupPlan:
-    """fresh: install again even where node_modules looks up to date (a repair)."""
+def plan_node(project: Path, shims_dir: Path, fresh: bool = False) -> SetupPlan:
+    """fresh: install again even where node_modules looks up to date (a repair).
+
+    shims_dir: where corepack puts a `pnpm`/`yarn` command when only corepack has one, so that the
+    checks (`pnpm -r test`) find it on PATH.
+    """
     root = project.resolve()
     if shutil.which("node") is None:
         problem = "package.json but node is not installed"
@@ -63,6 +67,11 @@ def plan_node(project: Path, fresh: bool = False) -> SetupPlan:
     plan = SetupPlan(bin_dirs=[root / "node_modules" / ".bin"])
     if via_corepack:
         plan.env["COREPACK_ENABLE_DOWNLOAD_PROMPT"] = "0"  # no one answers the prompt
+    if via_corepack and shutil.which(manager) is None:
+        plan.bin_dirs.append(shims_dir)
+        if not (shims_dir / manager).exists():
+            enable = ["corepack", "enable", "--install-directory", str(shims_dir), manager]
+            plan.steps.append(SetupStep(enable, root, f"a `{manager}` command for the checks, from corepack"))
     prefix = ["corepack", manager] if via_corepack else [manager]
     source = lockfile.name if lockfile else "package.json"
     if not fresh and _installed_after(root, [root / "package.json", *([lockfile] if lockfile else [])]):

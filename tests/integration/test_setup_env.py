@@ -240,16 +240,23 @@ def test_pnpm_lock_installs_frozen_through_corepack(tmp_path: Path, only_tools: 
     only_tools("node", "npm", "corepack")
     project = write(tmp_path / "proj", {"package.json": package_json(), "pnpm-lock.yaml": "lockfileVersion: '9.0'\n"})
     plan = plan_setup(project, tmp_path / "envs")
-    assert commands(plan) == [["corepack", "pnpm", "install", "--frozen-lockfile"]]
+    shims = tmp_path / "envs" / "corepack-bin"
+    assert commands(plan) == [
+        ["corepack", "enable", "--install-directory", str(shims), "pnpm"],  # `pnpm -r test` needs a pnpm on PATH
+        ["corepack", "pnpm", "install", "--frozen-lockfile"],
+    ]
     assert plan.env["COREPACK_ENABLE_DOWNLOAD_PROMPT"] == "0"
+    assert plan.env["PATH"].split(os.pathsep)[1] == str(shims)  # after node_modules/.bin
 
 
 def test_yarn_berry_and_classic_get_their_own_flags(tmp_path: Path, only_tools: ToolPath) -> None:
     only_tools("node", "corepack")
     berry = write(tmp_path / "berry", {"package.json": package_json(packageManager="yarn@4.1.0"), "yarn.lock": ""})
     classic = write(tmp_path / "classic", {"package.json": package_json(), "yarn.lock": "# yarn lockfile v1\n"})
-    assert commands(plan_setup(berry, tmp_path / "envs")) == [["corepack", "yarn", "install", "--immutable"]]
-    assert commands(plan_setup(classic, tmp_path / "envs")) == [["corepack", "yarn", "install", "--frozen-lockfile"]]
+    assert commands(plan_setup(berry, tmp_path / "envs"))[1:] == [["corepack", "yarn", "install", "--immutable"]]
+    assert commands(plan_setup(classic, tmp_path / "envs"))[1:] == [
+        ["corepack", "yarn", "install", "--frozen-lockfile"]
+    ]
 
 
 WORKFLOW = """\
