@@ -1,6 +1,9 @@
 """Dispatcher: runs a plan's subtasks, sends finished work to review, follows up on failed
 verdicts, and closes the session (commit, outcome).
 
+Before a subtask's first turn the Verifier prepares its tree (the environment, the checks at the
+base); the agent starts in that environment, told what already failed before it.
+
 It gives no credit for no work: a subtask reported done with nothing changed is sent back once,
 then failed. The same failing checks after two follow-ups in a row end the subtask as stuck. A
 final message the review finds to be a question is answered by the Clarifier, not judged.
@@ -82,7 +85,7 @@ class RunOutcome:
 @dataclass
 class SubtaskState:
     subtask: Subtask
-    status: str = "pending"  # pending | running | reviewing | done | failed
+    status: str = "pending"  # pending | preparing | running | reviewing | asking | done | failed
     attempt: int = 1
     agent_session_id: str | None = None
     worker: str = ""
