@@ -22,7 +22,7 @@ from typing import Any
 
 from agentproxy.actors.base import CLARIFIER, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
 
-from agentproxy.baseline import PREEXISTING_NOTE
+from agentproxy.checks import PREEXISTING_NOTE
 from agentproxy.errors import WorkspaceError
 from agentproxy.loops import VOLATILE
 from agentproxy.messages import (

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
 
-from agentproxy.baseline import PREEXISTING_NOTE
 from agentproxy.brain import Brain, OfflineBrain, ReviewInput
+from agentproxy.checks import PREEXISTING_NOTE
 from agentproxy.errors import StoreError, WorkspaceError
 from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import (
@@ -26,9 +26,11 @@ from agentproxy.messages import (
     Verdict,
 )
 from agentproxy.options import RunOptions
-from agentproxy.project_checks import ProjectChecks
 from agentproxy.store import SessionStore
 from agentproxy.workspace import Workspace
+
+if TYPE_CHECKING:
+    from agentproxy.project_checks import ProjectChecks
 
 DIFF_CHARS = 40_000
 
@@ -56,14 +58,17 @@ class Verifier(SupervisedActor):
         self.stopping = stopping
         self.options = options
         self.cache: SessionStore | None = None
-        self.checks = ProjectChecks(options, self.record, envs_dir, None, stopping)
+        self.checks: ProjectChecks  # made in on_start
 
     def on_start(self) -> None:
+        # Imported here, on the Verifier's thread: detection and setup load while pa starts its agent.
+        from agentproxy.project_checks import ProjectChecks
+
         try:
             self.cache = SessionStore(self.store_path)  # its own connection: the check cache, beside the sessions
         except StoreError as exc:
             self.record(Notice(level="warning", text=f"checks at the base will not be cached: {exc}"))
-        self.checks.cache = self.cache
+        self.checks = ProjectChecks(self.options, self.record, self.envs_dir, self.cache, self.stopping)
 
     def release(self) -> None:
         if self.cache is not None:

@@ -36,7 +36,6 @@ from agentproxy.loops import VOLATILE
 from agentproxy.messages import CheckResult, CheckVerdict
 from agentproxy.test_reports import RunOutcomes
 
-PREEXISTING_NOTE = "These checks already failed before your change; leave them unless the task is about them:"
 NAMED_TESTS = 10  # tests named in a summary; the rest are counted
 # Lines that say what went wrong, in the runners' words.
 _ERROR_LINE = re.compile(

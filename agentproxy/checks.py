@@ -13,6 +13,8 @@ from agentproxy.child_env import child_environment
 from agentproxy.messages import CheckResult
 
 TAIL_CHARS = 4000
+# Told to the agent before its first turn and with a follow-up: failures that are not its doing.
+PREEXISTING_NOTE = "These checks already failed before your change; leave them unless the task is about them:"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 

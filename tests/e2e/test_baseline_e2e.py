@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agentproxy.baseline import PREEXISTING_NOTE
+from agentproxy.checks import PREEXISTING_NOTE
 from agentproxy.testing.claude_env import isolated_claude_env, pa_argv
 from agentproxy.testing.fake_anthropic import FakeAnthropic, Reply, Text, write_file
 
