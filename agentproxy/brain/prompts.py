@@ -106,7 +106,8 @@ def review_prompt(review: ReviewInput, max_chars: int) -> str:
         "\n\n".join(f"$ {r.command}  ({_outcome(r)})\n{r.output_tail}" for r in review.checks)
         or "(the project has no checks)"
     )
-    against_base = "\n".join(f"- `{v.command}`: {v.kind}: {v.summary}" for v in review.verdicts)
+    # Only what did not simply pass: the rest is in the check results already.
+    against_base = "\n".join(f"- `{v.command}`: {v.kind}: {v.summary}" for v in review.verdicts if v.kind != "passed")
     sections = [
         Section("Task", review.task, share=0.15),
         Section("Subtask", f"{subtask.title}\n\n{subtask.instructions}", share=0.15),
