@@ -22,7 +22,7 @@ from typing import Any
 
 from agentproxy.actors.base import CLARIFIER, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
 
-from agentproxy.checks import PREEXISTING_NOTE
+from agentproxy.checks import preexisting_note
 from agentproxy.errors import WorkspaceError
 from agentproxy.loops import VOLATILE
 from agentproxy.messages import (
@@ -445,8 +445,8 @@ def subtask_prompt(run: RunTask, subtask: Subtask, total: int, preexisting: Sequ
         parts.append("Acceptance criteria:\n" + "\n".join(f"- {c}" for c in subtask.criteria))
     if subtask.checks:
         parts.append("These commands must pass:\n" + "\n".join(f"- `{c}`" for c in subtask.checks))
-    if preexisting:
-        parts.append(PREEXISTING_NOTE + "\n" + "\n".join(f"- `{v.command}`: {v.summary}" for v in preexisting))
+    if note := preexisting_note(preexisting):
+        parts.append(note)
     if run.screenshots:
         parts.append(
             "Screenshots for reference (open them with the Read tool):\n" + "\n".join(f"- {p}" for p in run.screenshots)

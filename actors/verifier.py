@@ -11,7 +11,7 @@ import msgspec
 from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
 
 from agentproxy.brain import Brain, OfflineBrain, ReviewInput
-from agentproxy.checks import PREEXISTING_NOTE
+from agentproxy.checks import preexisting_note
 from agentproxy.errors import StoreError, WorkspaceError
 from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import (
@@ -86,9 +86,7 @@ class Verifier(SupervisedActor):
     def on_prepare(self, prepare: Prepare) -> None:
         cwd = Path(prepare.cwd)
         standing = self.checks.baseline(cwd, prepare.subtask.id)
-        for verdict in standing.verdicts:
-            if verdict.kind == "environment":
-                self.record(Notice(level="warning", text=f"`{verdict.command}` {verdict.summary}"))
+        self.warn_unrunnable(standing.verdicts)
         self.directory.tell(
             DISPATCHER,
             Prepared(
@@ -106,9 +104,7 @@ class Verifier(SupervisedActor):
         verdicts = [item.verdict for item in judged]
         if judged:
             self.record(ChecksRan(subtask_id=review.subtask.id, results=results, verdicts=verdicts))
-        for check in verdicts:
-            if check.kind == "environment":
-                self.record(Notice(level="warning", text=f"`{check.command}` {check.summary}"))
+        self.warn_unrunnable(verdicts)
         verdict = self.brain.review(
             ReviewInput(
                 task=review.task,
@@ -126,6 +122,11 @@ class Verifier(SupervisedActor):
             DISPATCHER,
             ReviewDone(subtask_id=review.subtask.id, verdict=verdict, checks=results, check_verdicts=verdicts),
         )
+
+    def warn_unrunnable(self, verdicts: list[CheckVerdict]) -> None:
+        for verdict in verdicts:
+            if verdict.kind == "environment":
+                self.record(Notice(level="warning", text=f"`{verdict.command}` {verdict.summary}"))
 
     def diff(self, cwd: Path, base_commit: str) -> str:
         if not base_commit or self.brain.name == OfflineBrain.name:
@@ -147,14 +148,8 @@ def with_check_kinds(verdict: Verdict, checks: list[CheckVerdict]) -> Verdict:
     follow_up = verdict.follow_up
     if not verdict.passed and follow_up:
         broke = [f"- `{check.command}`: {check.summary}" for check in checks if check.kind == "failed"]
-        before = [f"- `{check.command}`: {check.summary}" for check in not_blamed if check.kind == "preexisting"]
-        before += [
-            f"- `{check.command}`: {', '.join(check.preexisting)}"
-            for check in checks
-            if check.kind == "failed" and check.preexisting
-        ]
         if broke:
             follow_up = "What fails because of your change:\n" + "\n".join(broke) + "\n\n" + follow_up
-        if before:
-            follow_up += "\n\n" + PREEXISTING_NOTE + "\n" + "\n".join(before)
+        if note := preexisting_note(checks):
+            follow_up += "\n\n" + note
     return msgspec.structs.replace(verdict, findings=findings, follow_up=follow_up)

@@ -97,11 +97,8 @@ def at_base(run: CheckRun) -> CheckVerdict:
     command = run.result.command
     if run.result.passed:
         return CheckVerdict(command=command, kind="passed", summary="passes before your change")
-    if _is_environment(run):
-        assert run.classification is not None
-        cause = run.classification
-        summary = f"could not run: {cause.cause}; fix: {cause.fix}"
-        return CheckVerdict(command=command, kind="environment", summary=summary, cause=cause.cause, fix=cause.fix)
+    if run.classification is not None and run.classification.kind == "environment":
+        return _judge_environment(None, run.classification, command)
     failing = sorted(_failing(run))
     return CheckVerdict(command=command, kind="preexisting", preexisting=failing, summary=_preexisting_summary(failing))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agentproxy import procs
 from agentproxy.child_env import child_environment
-from agentproxy.messages import CheckResult
+from agentproxy.messages import CheckResult, CheckVerdict
 
 TAIL_CHARS = 4000
 # Told to the agent before its first turn and with a follow-up: failures that are not its doing.
@@ -49,6 +49,16 @@ def run_command_output(
         timed_out=timed_out,
     )
     return result, text
+
+
+def preexisting_note(verdicts: Sequence[CheckVerdict]) -> str:
+    """What already failed before the agent's change, for its prompt; "" when nothing did.
+
+    Whole checks that fail as at the base, and the tests that already failed inside a check the change broke.
+    """
+    lines = [f"- `{v.command}`: {v.summary}" for v in verdicts if v.kind == "preexisting"]
+    lines += [f"- `{v.command}`: {', '.join(v.preexisting)}" for v in verdicts if v.kind == "failed" and v.preexisting]
+    return PREEXISTING_NOTE + "\n" + "\n".join(lines) if lines else ""
 
 
 def failure_report(results: Sequence[CheckResult], max_chars: int) -> str:

@@ -361,7 +361,7 @@ def _show_checks(args: dict[str, Any]) -> int:
     from agentproxy.show_checks import show_checks
 
     project = _existing_dir(args["working_dir"] or config.saved_workdir() or Path.cwd(), "-d")
-    return show_checks(
+    all_passed = show_checks(
         project,
         given=args["checks"] or [],
         setup=args["setup"],
@@ -370,6 +370,7 @@ def _show_checks(args: dict[str, Any]) -> int:
         check_timeout_s=args["check_timeout"],
         echo=typer.echo,
     )
+    return EXIT_OK if all_passed else EXIT_FAILED
 
 
 def _existing_dir(path: Path, flag: str) -> Path:

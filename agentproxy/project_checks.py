@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import shlex
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -97,10 +97,8 @@ class ProjectChecks:
         if cwd not in self.trees:
             tree = _Tree(env={})
             self.trees[cwd] = tree
-            passed = self.set_up(cwd, tree)
-            tree.setup_passed = passed
-            commands = self.options.checks or tuple(check.command for check in detect_checks(cwd))
-            tree.commands = list(commands)
+            tree.setup_passed = self.set_up(cwd, tree)
+            tree.commands = list(self.options.checks) or [check.command for check in detect_checks(cwd)]
         return self.trees[cwd]
 
     def set_up(self, cwd: Path, tree: _Tree, fresh: bool = False) -> set[str]:
@@ -165,27 +163,17 @@ class ProjectChecks:
         except WorkspaceError as exc:
             self.record(Notice(level="warning", text=f"the base's check results cannot be kept: {exc}"))
             base_tree = ""
-        runs: dict[str, CheckRun] = {}
-        cached: list[str] = []
-        for command in tree.commands:
-            if self.stopping.is_set():
-                break
-            known = self.known_base(base_tree, command)
-            if known is not None:
-                cached.append(command)
-                runs[command] = known
-            else:
-                runs[command] = self.run(command, cwd, tree)
-        unrunnable = [command for command, run in runs.items() if _could_not_run(run)]
-        if unrunnable and self.repair(cwd, tree):
-            runs.update({command: self.run(command, cwd, tree) for command in unrunnable})
+        known = {command: self.known_base(base_tree, command) for command in tree.commands}
+        cached = [command for command, run in known.items() if run is not None]
+        runs = self.run_all(cwd, tree, tree.commands, known)
         for command, run in runs.items():
             self.base_runs[(base_tree, command)] = run
             if command not in cached and _worth_keeping(run):
                 self.keep(base_tree, command, run)
-        results = [_shown(run.result, at_base(run)) for run in runs.values()]
+        verdicts = [at_base(run) for run in runs.values()]
+        results = [_shown(run.result, verdict) for run, verdict in zip(runs.values(), verdicts, strict=True)]
         self.record(BaselineRan(subtask_id=subtask_id, commit=base_tree, results=results, cached=cached))
-        return Standing(base_tree, [at_base(run) for run in runs.values()])
+        return Standing(base_tree, verdicts)
 
     def known_base(self, base_tree: str, command: str) -> CheckRun | None:
         if not base_tree:
@@ -216,14 +204,7 @@ class ProjectChecks:
         tree = self.tree(cwd)
         broken_setup = self.refresh(cwd, tree)
         commands = tree.commands + [check for check in subtask.checks if check not in tree.commands]
-        runs: dict[str, CheckRun] = {}
-        for command in commands:
-            if self.stopping.is_set():
-                break
-            runs[command] = self.run(command, cwd, tree)
-        unrunnable = [command for command, run in runs.items() if _could_not_run(run)]
-        if unrunnable and self.repair(cwd, tree):
-            runs.update({command: self.run(command, cwd, tree) for command in unrunnable})
+        runs = self.run_all(cwd, tree, commands)
         judged = [
             _judged(CheckRun(result=result), CheckVerdict(command=result.command, kind="failed", summary=_BROKE_SETUP))
             for result in broken_setup
@@ -232,6 +213,21 @@ class ProjectChecks:
             base = self.known_base(base_tree, command)
             judged.append(_judged(run, judge(base, run, acceptance=command in subtask.checks)))
         return judged
+
+    def run_all(
+        self, cwd: Path, tree: _Tree, commands: list[str], known: Mapping[str, CheckRun | None] | None = None
+    ) -> dict[str, CheckRun]:
+        """Each command's run (a known one is not run again) until pa stops; those that could not run
+        are run again once the environment is repaired (once per tree)."""
+        runs: dict[str, CheckRun] = {}
+        for command in commands:
+            if self.stopping.is_set():
+                break
+            runs[command] = (known or {}).get(command) or self.run(command, cwd, tree)
+        unrunnable = [command for command, run in runs.items() if _could_not_run(run)]
+        if unrunnable and self.repair(cwd, tree):
+            runs.update({command: self.run(command, cwd, tree) for command in unrunnable})
+        return runs
 
     def run(self, command: str, cwd: Path, tree: _Tree) -> CheckRun:
         return run_check(command, cwd, self.options.check_timeout_s, tree.env)

@@ -11,15 +11,12 @@ import msgspec
 from agentproxy import config
 from agentproxy.detect import detect_checks
 from agentproxy.errors import StoreError
-from agentproxy.messages import AnyEvent, DetectedCheck, to_json
+from agentproxy.messages import DetectedCheck
 from agentproxy.options import RunOptions
 from agentproxy.project_checks import ProjectChecks
 from agentproxy.setup_env import SETUP_OFF, SetupPlan, plan_for
 from agentproxy.store import SessionStore
-from agentproxy.view import describe, terminal_safe
-
-EXIT_OK = 0
-EXIT_FAILED = 1
+from agentproxy.view import JsonView, TextView
 
 
 def show_checks(
@@ -31,10 +28,10 @@ def show_checks(
     as_json: bool,
     check_timeout_s: float,
     echo: Callable[[str], None],
-) -> int:
+) -> bool:
     """Print the checks and why, and the setup; with run, do both and print the results at this tree.
 
-    Without run nothing is written. Exit 1 when run and a check fails or cannot run.
+    Without run nothing is written. False when run and a check fails or cannot run.
     """
     checks = [DetectedCheck(command=command, reason="given with --check") for command in given] or detect_checks(
         project
@@ -49,19 +46,14 @@ def show_checks(
         echo("\n\n".join(f"{check.command}\n  why: {check.reason}" for check in checks) or _none_found(project))
         echo("\n" + _setup_text(setup, plan.reasons, plan.problems, _commands(plan)))
     if not run or not checks:
-        return EXIT_OK
+        return True
     return _run(project, [check.command for check in checks], setup, as_json, check_timeout_s, echo)
 
 
 def _run(
     project: Path, commands: list[str], setup: str, as_json: bool, check_timeout_s: float, echo: Callable[[str], None]
-) -> int:
-    def record(event: AnyEvent) -> None:
-        if as_json:
-            echo(to_json(event).decode())
-        elif (line := describe(event)) is not None:
-            echo(terminal_safe(line))
-
+) -> bool:
+    view = JsonView() if as_json else TextView()  # the events a run shows, as a run shows them
     options = RunOptions(
         working_dir=project, agent_command=(), checks=tuple(commands), setup=setup, check_timeout_s=check_timeout_s
     )
@@ -70,14 +62,14 @@ def _run(
     except StoreError:
         cache = None
     try:
-        standing = ProjectChecks(options, record, config.envs_dir(), cache).baseline(project, "checks").verdicts
+        standing = ProjectChecks(options, view, config.envs_dir(), cache).baseline(project, "checks").verdicts
     finally:
         if cache is not None:
             cache.close()
     if not as_json:
         for verdict in standing:
             echo(f"{verdict.command}: {verdict.kind}: {verdict.summary}")
-    return EXIT_OK if all(verdict.kind == "passed" for verdict in standing) else EXIT_FAILED
+    return all(verdict.kind == "passed" for verdict in standing)
 
 
 def _json(value: object) -> str:

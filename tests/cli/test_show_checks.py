@@ -24,7 +24,7 @@ from agentproxy.testing.fixture_repos import REPOSITORIES, make_repository
 PA = Path(sys.executable).with_name("pa")
 SETUP_OFF_LINE = "setup: off (--setup off): the checks run in your environment as it is"
 PASSES = "grep -q hello README"
-FAILS = "grep -q TODO README"
+FAILS = "grep -q UNFINISHED README"
 PREEXISTING = "this check already failed the same way before your change; leave it unless the task is about it"
 INSTALL_TIMEOUT_S = 300  # a venv and a pip install from PyPI
 
