@@ -50,6 +50,7 @@ from agentproxy.messages import (
     QuestionAsked,
     Restarted,
     RunSubtask,
+    SpawnAgent,
     Stuck,
     SubtaskDone,
     ToolDecided,
@@ -81,6 +82,7 @@ class ClaudeWorker(SupervisedActor):
         self.task = ""
         self.cwd = options.working_dir
         self.project_env: dict[str, str] = {}  # the project's environment the checks run in: the agent's too
+        self.spawned_idle = False  # a process started by SpawnAgent waits for its first turn
         self.agent_session_id: str | None = None
         self.turn_open = False  # a turn was sent and its outcome not yet reported
         self.question_follow_ups = 0
@@ -105,6 +107,8 @@ class ClaudeWorker(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
+            case SpawnAgent():
+                self.on_spawn(message)
             case RunSubtask():
                 self.on_run_subtask(message)
             case FollowUp():
@@ -128,13 +132,24 @@ class ClaudeWorker(SupervisedActor):
                 self.fail_turn(reason)
         return None
 
+    def on_spawn(self, spawn: SpawnAgent) -> None:
+        """Start the agent's process ahead of its first turn; a failure here is reported by that turn."""
+        self.subtask_id, self.task, self.cwd = spawn.subtask_id, spawn.task, Path(spawn.cwd)
+        self.project_env = spawn.env
+        self.agent_session_id = spawn.resume_agent_session or self.agent_session_id
+        with contextlib.suppress(AgentError):
+            self.start_process(resume=self.agent_session_id)
+            self.spawned_idle = True
+
     def on_run_subtask(self, run: RunSubtask) -> None:
+        ready = self.spawned_idle and self.process is not None and self.process.alive and self.project_env == run.env
+        self.spawned_idle = False
         self.subtask_id = run.subtask.id
         self.task = run.task
         self.cwd = Path(run.cwd)
         self.project_env = run.env
         self.agent_session_id = run.resume_agent_session or self.agent_session_id
-        self.start_turn(run.prompt, fresh_process=True)
+        self.start_turn(run.prompt, fresh_process=not ready)
 
     def on_follow_up(self, follow_up: FollowUp) -> None:
         self.start_turn(follow_up.instruction, fresh_process=self.process is None or not self.process.alive)

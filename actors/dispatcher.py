@@ -26,6 +26,7 @@ from agentproxy.checks import preexisting_note
 from agentproxy.errors import WorkspaceError
 from agentproxy.loops import VOLATILE
 from agentproxy.messages import (
+    AgentCanStart,
     AgentSessionOpened,
     Answer,
     Ask,
@@ -52,6 +53,7 @@ from agentproxy.messages import (
     RunTask,
     SessionFinished,
     SessionStatus,
+    SpawnAgent,
     StartWorker,
     StopWorker,
     Stuck,
@@ -89,6 +91,7 @@ class SubtaskState:
     attempt: int = 1
     agent_session_id: str | None = None
     worker: str = ""
+    worker_started: bool = False
     base_commit: str = ""  # HEAD when the subtask started: the review reads the diff from here
     base_tree: str = ""  # git's id of the files then: the base's check results are kept under it
     env: dict[str, str] = field(default_factory=dict)  # the project's environment, for the agent
@@ -124,6 +127,8 @@ class Dispatcher(SupervisedActor):
                 self.on_run_task(message)
             case PlanReady(plan=plan):
                 self.on_plan(plan)
+            case AgentCanStart():
+                self.on_agent_can_start(message)
             case Prepared():
                 self.on_prepared(message)
             case AgentSessionOpened(subtask_id=subtask_id, agent_session_id=agent_session_id):
@@ -196,6 +201,22 @@ class Dispatcher(SupervisedActor):
         self.record(SubtaskStarted(subtask_id=state.subtask.id, title=state.subtask.title, attempt=state.attempt))
         self.send(VERIFIER, Prepare(subtask=state.subtask, cwd=self.run.working_dir, base_commit=state.base_commit))
 
+    def on_agent_can_start(self, ready: AgentCanStart) -> None:
+        """The agent's process starts while the base runs; its first turn waits for Prepared."""
+        assert self.run is not None
+        state = self.states[ready.subtask_id]
+        if state.status != "preparing" or state.worker_started:
+            return
+        self.start_worker(state)
+        spawn = SpawnAgent(
+            subtask_id=state.subtask.id,
+            cwd=self.run.working_dir,
+            task=self.run.task,
+            resume_agent_session=self.first_resume(),
+            env=ready.env,
+        )
+        self.directory.tell(state.worker, spawn)
+
     def on_prepared(self, prepared: Prepared) -> None:
         assert self.run is not None
         self.outstanding.pop(VERIFIER, None)
@@ -204,8 +225,8 @@ class Dispatcher(SupervisedActor):
             return
         state.status = "running"
         state.base_tree, state.env = prepared.base_tree, prepared.env
-        self.directory.ask(SUPERVISOR, StartWorker(name=state.worker))
-        resume = self.run.resume_agent_session if len(self.states) == 1 else None
+        if not state.worker_started:
+            self.start_worker(state)
         self.send(
             state.worker,
             RunSubtask(
@@ -213,10 +234,19 @@ class Dispatcher(SupervisedActor):
                 prompt=subtask_prompt(self.run, state.subtask, len(self.states), prepared.preexisting),
                 cwd=self.run.working_dir,
                 task=self.run.task,
-                resume_agent_session=resume,
+                resume_agent_session=self.first_resume(),
                 env=state.env,
             ),
         )
+
+    def start_worker(self, state: SubtaskState) -> None:
+        state.worker_started = True
+        self.directory.ask(SUPERVISOR, StartWorker(name=state.worker))
+
+    def first_resume(self) -> str | None:
+        """The agent session a continued one-subtask session resumes."""
+        assert self.run is not None
+        return self.run.resume_agent_session if len(self.states) == 1 else None
 
     def snapshot_uncommitted(self) -> None:
         """Commit what the user left uncommitted, so the agent's diff, review and commit are its own."""

@@ -15,6 +15,7 @@ from agentproxy.checks import preexisting_note
 from agentproxy.errors import StoreError, WorkspaceError
 from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import (
+    AgentCanStart,
     ChecksRan,
     CheckVerdict,
     Notice,
@@ -85,12 +86,17 @@ class Verifier(SupervisedActor):
 
     def on_prepare(self, prepare: Prepare) -> None:
         cwd = Path(prepare.cwd)
-        standing = self.checks.baseline(cwd, prepare.subtask.id)
+        subtask_id = prepare.subtask.id
+
+        def agent_can_start(env: dict[str, str]) -> None:
+            self.directory.tell(DISPATCHER, AgentCanStart(subtask_id=subtask_id, env=env))
+
+        standing = self.checks.baseline(cwd, subtask_id, agent_can_start)
         self.warn_unrunnable(standing.verdicts)
         self.directory.tell(
             DISPATCHER,
             Prepared(
-                subtask_id=prepare.subtask.id,
+                subtask_id=subtask_id,
                 base_tree=standing.base_tree,
                 env=self.checks.tree(cwd).setup_env,
                 preexisting=[verdict for verdict in standing.verdicts if verdict.kind == "preexisting"],

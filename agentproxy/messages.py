@@ -376,12 +376,33 @@ class RunSubtask(Msg, tag="run_subtask", frozen=True):
     env: dict[str, str] = {}  # the project's environment (its virtualenv, node_modules/.bin), set up for its checks
 
 
+class SpawnAgent(Msg, tag="spawn_agent", frozen=True):
+    """Dispatcher -> ClaudeWorker: start the agent's process now, its first turn comes with RunSubtask.
+
+    Sent while the Verifier runs the checks at the base, so that the agent's start-up overlaps them.
+    """
+
+    subtask_id: str
+    cwd: str
+    task: str = ""
+    resume_agent_session: str | None = None
+    env: dict[str, str] = {}
+
+
 class Prepare(Msg, tag="prepare", frozen=True):
     """Dispatcher -> Verifier: before the first turn, set the tree's environment up and run the checks at the base."""
 
     subtask: Subtask
     cwd: str
     base_commit: str = ""
+
+
+class AgentCanStart(Msg, tag="agent_can_start", frozen=True):
+    """Verifier -> Dispatcher: the tree's environment is planned (its steps may still run): the agent's
+    process can start in it while the checks run at the base."""
+
+    subtask_id: str
+    env: dict[str, str] = {}
 
 
 class Prepared(Msg, tag="prepared", frozen=True):
@@ -559,7 +580,9 @@ AnyMsg = (
     | PlanRequest
     | PlanReady
     | RunSubtask
+    | SpawnAgent
     | Prepare
+    | AgentCanStart
     | Prepared
     | FollowUp
     | AgentSessionOpened

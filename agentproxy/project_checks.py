@@ -92,19 +92,32 @@ class ProjectChecks:
 
     # -- the environment -------------------------------------------------------------------
 
-    def tree(self, cwd: Path) -> _Tree:
-        """The tree's state, setting its environment up the first time it is seen."""
+    def tree(self, cwd: Path, on_planned: Callable[[dict[str, str]], None] | None = None) -> _Tree:
+        """The tree's state, setting its environment up the first time it is seen.
+
+        on_planned gets the environment once it is planned, before any setup step runs.
+        """
         if cwd not in self.trees:
             tree = _Tree(env={})
             self.trees[cwd] = tree
-            tree.setup_passed = self.set_up(cwd, tree)
+            tree.setup_passed = self.set_up(cwd, tree, on_planned=on_planned)
             tree.commands = list(self.options.checks) or [check.command for check in detect_checks(cwd)]
+        elif on_planned is not None:
+            on_planned(self.trees[cwd].setup_env)
         return self.trees[cwd]
 
-    def set_up(self, cwd: Path, tree: _Tree, fresh: bool = False) -> set[str]:
+    def set_up(
+        self,
+        cwd: Path,
+        tree: _Tree,
+        fresh: bool = False,
+        on_planned: Callable[[dict[str, str]], None] | None = None,
+    ) -> set[str]:
         """Run the setup the mode asks for; the commands that passed. Sets tree.env either way."""
         plan = plan_for(self.options.setup, cwd, self.envs_dir, fresh)
         tree.env, tree.setup_env = check_env(plan), plan.env
+        if on_planned is not None:
+            on_planned(plan.env)
         if not plan.steps and not plan.problems:
             return set()
         report = self.run_setup(cwd, plan)
@@ -155,9 +168,14 @@ class ProjectChecks:
 
     # -- the base --------------------------------------------------------------------------
 
-    def baseline(self, cwd: Path, subtask_id: str) -> Standing:
-        """Run the project's checks on the subtask's base (or read them from the store); how each stands."""
-        tree = self.tree(cwd)
+    def baseline(
+        self, cwd: Path, subtask_id: str, on_planned: Callable[[dict[str, str]], None] | None = None
+    ) -> Standing:
+        """Run the project's checks on the subtask's base (or read them from the store); how each stands.
+
+        on_planned gets the tree's environment as soon as it is known (see tree).
+        """
+        tree = self.tree(cwd, on_planned)
         try:
             base_tree = Workspace(cwd).tree_id()  # after the setup, so that what it made is not the base's
         except WorkspaceError as exc:
