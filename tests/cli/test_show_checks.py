@@ -238,6 +238,23 @@ def test_run_reports_a_check_that_cannot_run_as_the_environment(env: dict[str, s
     assert "(cached)" not in as_text.stdout  # a run that could not run is not kept
 
 
+def test_run_with_a_setup_command_of_yours_runs_it_first_and_shows_it(env: dict[str, str], tmp_path: Path) -> None:
+    project = _git_repository(tmp_path / "project")
+    (project / ".gitignore").write_text("bin/\n")
+    setup = "mkdir -p bin && printf '#!/bin/sh\\nexit 0\\n' > bin/tool && chmod +x bin/tool"
+    argv = ["--show-checks", "--run", "--setup", setup, "-d", str(project), "--check", "bin/tool"]
+
+    done = _pa(*argv, "--output", "json", env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = _json_lines(done.stdout)
+    [started] = [e for e in events if e["kind"] == "setup_started"]
+    assert started["commands"] == [shlex.join(["/bin/sh", "-c", setup])]
+    [step] = [e for e in events if e["kind"] == "setup_step_ran"]
+    assert step["why"] == "--setup" and step["result"]["exit_code"] == 0
+    assert events[-1]["kind"] == "baseline_ran" and events[-1]["results"][0]["exit_code"] == 0
+
+
 def test_run_without_show_checks_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> None:
     done = _pa("--run", "-d", str(tmp_path), env=env, cwd=tmp_path)
 
