@@ -18,6 +18,7 @@ PLANNER = "planner"
 DISPATCHER = "dispatcher"
 CLARIFIER = "clarifier"
 VERIFIER = "verifier"
+INTEGRATOR = "integrator"
 WORKER_PREFIX = "worker:"
 
 # Every ask between actors waits at most this long.

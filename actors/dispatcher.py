@@ -1,78 +1,69 @@
-"""Dispatcher: runs a plan's subtasks, sends finished work to review, follows up on failed
-verdicts, and closes the session (commit, outcome).
+"""Dispatcher: runs a plan's subtasks, as many at once as --parallel allows, through their life:
+a tree (the Integrator), the environment and the base (the Verifier), the agent (a ClaudeWorker),
+review and follow-ups, and the merge of verified work; then the whole is verified and landed.
 
-Before a subtask's first turn the Verifier prepares its tree (the environment, the checks at the
-base); the agent starts in that environment, told what already failed before it.
+A plan of one subtask, or --parallel 1, runs in place: one subtask at a time in the user's tree,
+the first failure ends the run. Otherwise each subtask runs isolated in its own worktree; a failure
+blocks only its dependents, a merge conflict becomes a resolve subtask, and the merged whole gets a
+final review (a failure becomes a fix subtask) before it lands on the user's branch.
 
-It gives no credit for no work: a subtask reported done with nothing changed is sent back once,
-then failed. The same failing checks after two follow-ups in a row end the subtask as stuck. A
-final message the review finds to be a question is answered by the Clarifier, not judged.
-
-It keeps its own record of outstanding work (what it asked of which actor, not yet answered) so
-that when the Supervisor restarts an actor the request is sent again to the fresh instance.
+It keeps its own record of outstanding requests (per actor, per subtask) so that when the Supervisor
+restarts an actor the requests it owed are sent again to the fresh instance.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from agentproxy.actors.base import CLARIFIER, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
+import pykka
+from agentproxy.actors.agent_turns import AgentTurns
+from agentproxy.actors.base import INTEGRATOR, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
 
-from agentproxy.checks import preexisting_note
-from agentproxy.errors import WorkspaceError
-from agentproxy.loops import VOLATILE
 from agentproxy.messages import (
     AgentCanStart,
     AgentSessionOpened,
     Answer,
-    Ask,
+    BeginRun,
     Cancel,
-    CheckResult,
-    CheckVerdict,
-    Committed,
     Escalated,
-    FollowUp,
-    FollowUpSent,
+    Integrate,
+    Integrated,
+    Land,
+    LandDone,
+    MakeTree,
     Msg,
-    Notice,
     Plan,
     PlanMade,
     PlanReady,
     PlanRequest,
     Prepare,
     Prepared,
-    QuestionAsked,
+    Release,
     Restarted,
     Review,
     ReviewDone,
+    RunBase,
     RunSubtask,
     RunTask,
     SessionFinished,
     SessionStatus,
-    SpawnAgent,
-    StartWorker,
     StopWorker,
-    Stuck,
-    Subtask,
     SubtaskDone,
     SubtaskFinished,
     SubtaskStarted,
+    TreeReady,
 )
 from agentproxy.options import RunOptions
-from agentproxy.secret_files import exclusion_warning
-from agentproxy.workspace import Workspace
+from agentproxy.run_plan import FINAL_ID, RunPlan, SubtaskState
+from agentproxy.subtask_prompts import MARKERS_LEFT, final_subtask, fix_subtask, resolve_subtask
 
-SAME_FAILURES_TO_STOP = 3  # the same failing checks at three reviews in a row: two follow-ups changed nothing
-REVIEW_QUESTION_PREFIX = "review-question:"
-NOTHING_CHANGED = (
-    "You reported the work as done, but nothing changed in the working directory since this subtask"
-    " started: no file was edited and nothing was committed. Make the changes the task asks for now."
-    " If you are blocked, say exactly what you need."
-)
+RELEASE_TIMEOUT_S = 60.0  # removing worktrees is quick; a stuck git is not waited for longer
+RUN = "run"  # the key of a request about the whole run, not one subtask
+RESULT = "result"  # the integration branch: merging the user's branch into it before landing
 
 
 @dataclass(frozen=True)
@@ -84,23 +75,7 @@ class RunOutcome:
     commit: str | None = None
 
 
-@dataclass
-class SubtaskState:
-    subtask: Subtask
-    status: str = "pending"  # pending | preparing | running | reviewing | asking | done | failed
-    attempt: int = 1
-    agent_session_id: str | None = None
-    worker: str = ""
-    worker_started: bool = False
-    base_commit: str = ""  # HEAD when the subtask started: the review reads the diff from here
-    base_tree: str = ""  # git's id of the files then: the base's check results are kept under it
-    env: dict[str, str] = field(default_factory=dict)  # the project's environment, for the agent
-    told_nothing_changed: bool = False
-    check_failures: list[str] = field(default_factory=list)  # what failed, per review, newest last
-    questions_answered: int = 0
-
-
-class Dispatcher(SupervisedActor):
+class Dispatcher(AgentTurns, SupervisedActor):
     def __init__(
         self,
         name: str,
@@ -111,10 +86,14 @@ class Dispatcher(SupervisedActor):
         super().__init__(name, directory)
         self.options = options
         self.on_finished = on_finished
-        self.running: set[str] = set()  # subtask ids; one at a time until worktrees come
         self.run: RunTask | None = None
-        self.states: dict[str, SubtaskState] = {}
-        self.outstanding: dict[str, Msg] = {}  # actor name -> the request it has not answered yet
+        self.plan = RunPlan()
+        self.isolated = False
+        self.base_commit = ""  # the run's base: the final review reads the whole diff from here
+        self.base_tree = ""  # and resolve, fix and final reviews are judged against its check results
+        self.landed_commit: str | None = None
+        self.fixes = 0
+        self.outstanding: dict[str, dict[str, Msg]] = {}  # actor name -> key -> the request not answered yet
         self.cost_usd = 0.0
         self.started_at = time.monotonic()
         self.finished = False
@@ -127,18 +106,26 @@ class Dispatcher(SupervisedActor):
                 self.on_run_task(message)
             case PlanReady(plan=plan):
                 self.on_plan(plan)
+            case RunBase():
+                self.on_run_base(message)
+            case TreeReady():
+                self.on_tree_ready(message)
             case AgentCanStart():
                 self.on_agent_can_start(message)
             case Prepared():
                 self.on_prepared(message)
             case AgentSessionOpened(subtask_id=subtask_id, agent_session_id=agent_session_id):
-                self.states[subtask_id].agent_session_id = agent_session_id
+                self.plan[subtask_id].agent_session_id = agent_session_id
             case SubtaskDone():
                 self.on_subtask_done(message)
             case ReviewDone():
                 self.on_review_done(message)
             case Answer():
                 self.on_answer(message)
+            case Integrated():
+                self.on_integrated(message)
+            case LandDone():
+                self.on_land_done(message)
             case Restarted(name=name):
                 self.on_restarted(name)
             case Escalated(name=name, reason=reason):
@@ -147,271 +134,272 @@ class Dispatcher(SupervisedActor):
                 self.finish("interrupted", reason)
         return None
 
-    # -- planning and scheduling -----------------------------------------------------------
+    # -- the plan --------------------------------------------------------------------------
 
     def on_run_task(self, run: RunTask) -> None:
         self.run = run
         self.started_at = time.monotonic()
-        self.snapshot_uncommitted()
         if run.plan is not None:
             self.record(PlanMade(plan=run.plan, brain="recorded"))
             self.on_plan(run.plan)
         else:
-            self.send(PLANNER, PlanRequest(session_id=run.session_id, task=run.task))
+            self.send(PLANNER, RUN, PlanRequest(session_id=run.session_id, task=run.task))
 
     def on_plan(self, plan: Plan) -> None:
         assert self.run is not None
-        self.outstanding.pop(PLANNER, None)
-        for subtask in plan.subtasks:
-            state = SubtaskState(subtask=subtask)
-            if subtask.id in self.run.done_subtasks:
+        self.done_with(PLANNER, RUN)
+        self.plan = RunPlan(plan.subtasks)
+        for state in self.plan:
+            state.agent_session_id = self.run.agent_sessions.get(state.id)
+            if state.id in self.run.done_subtasks:
                 state.status = "done"
                 # Recorded again, so that this run's events alone say what is done if it stops too.
-                self.record(SubtaskFinished(subtask_id=subtask.id, status="done", reason="finished in an earlier run"))
-            self.states[subtask.id] = state
+                self.record(SubtaskFinished(subtask_id=state.id, status="done", reason="finished in an earlier run"))
+            elif state.id in self.run.verified_subtasks:
+                state.verified = True
+        self.isolated = len(plan.subtasks) > 1 and self.options.parallel > 1
+        resumed = bool(self.run.done_subtasks or self.run.verified_subtasks or self.run.agent_sessions)
+        self.send(
+            INTEGRATOR,
+            RUN,
+            BeginRun(session_id=self.run.session_id, task=self.run.task, isolated=self.isolated, resumed=resumed),
+        )
+
+    def on_run_base(self, base: RunBase) -> None:
+        self.done_with(INTEGRATOR, RUN)
+        if base.error:
+            self.finish("failed", f"cannot prepare the repository: {base.error}")
+            return
+        self.base_commit, self.base_tree = base.commit, base.tree
         self.schedule()
 
     def schedule(self) -> None:
-        for state in self.ready():
-            if self.running:
+        """Start every ready subtask a slot is free for; when nothing is left to do, conclude."""
+        slots = self.options.parallel if self.isolated else 1
+        for state in self.plan.ready():
+            if state.verified:
+                self.integrate(state)  # resumed: its work passed review before pa stopped
+                continue
+            if len(self.plan.active()) >= slots:
                 break
             self.start_subtask(state)
-        if not self.running:
-            failed = [s for s in self.states.values() if s.status == "failed"]
-            if failed:
-                self.finish("failed", f"subtask {failed[0].subtask.id} failed")
-            elif all(s.status == "done" for s in self.states.values()):
-                self.finish("done")
-            else:
-                self.finish("failed", "no subtask can run: the plan's dependencies cannot be met")
-
-    def ready(self) -> list[SubtaskState]:
-        done = {sid for sid, s in self.states.items() if s.status == "done"}
-        return [
-            s for s in self.states.values() if s.status == "pending" and all(d in done for d in s.subtask.depends_on)
-        ]
+        if not self.plan.busy() and not self.plan.ready():
+            self.conclude()
 
     def start_subtask(self, state: SubtaskState) -> None:
-        """The Verifier first sets the tree up and runs the checks at the base (see on_prepared)."""
-        assert self.run is not None
-        state.worker = f"{WORKER_PREFIX}{state.subtask.id}"
-        state.status = "preparing"
-        state.base_commit = self.head()
-        self.running.add(state.subtask.id)
-        self.record(SubtaskStarted(subtask_id=state.subtask.id, title=state.subtask.title, attempt=state.attempt))
-        self.send(VERIFIER, Prepare(subtask=state.subtask, cwd=self.run.working_dir, base_commit=state.base_commit))
+        """Its tree first (the Integrator), then its environment and base (the Verifier), then the agent."""
+        state.worker = f"{WORKER_PREFIX}{state.id}"
+        state.status = "tree"
+        self.record(SubtaskStarted(subtask_id=state.id, title=state.subtask.title, attempt=state.attempt))
+        self.make_tree(state)
 
-    def on_agent_can_start(self, ready: AgentCanStart) -> None:
-        """The agent's process starts while the base runs; its first turn waits for Prepared."""
-        assert self.run is not None
-        state = self.states[ready.subtask_id]
-        if state.status != "preparing" or state.worker_started:
+    def make_tree(self, state: SubtaskState) -> None:
+        state.status = "tree"
+        self.send(INTEGRATOR, state.id, MakeTree(subtask_id=state.id, integration=state.kind != "plan"))
+
+    def on_tree_ready(self, ready: TreeReady) -> None:
+        self.done_with(INTEGRATOR, ready.subtask_id)
+        state = self.plan[ready.subtask_id]
+        if ready.error:
+            self.end_subtask(state, "failed", f"no tree to work in: {ready.error}")
             return
-        self.start_worker(state)
-        spawn = SpawnAgent(
-            subtask_id=state.subtask.id,
-            cwd=self.run.working_dir,
-            task=self.run.task,
-            resume_agent_session=self.first_resume(),
-            env=ready.env,
+        state.cwd, state.base_commit, state.status = ready.cwd, ready.base_commit, "preparing"
+        if state.kind == "final":
+            state.base_commit, state.base_tree = self.base_commit, self.base_tree
+            self.review(state, "the subtasks' verified work, merged")
+            return
+        judge_against = self.base_tree if state.kind != "plan" else ""
+        self.send(
+            VERIFIER,
+            state.id,
+            Prepare(subtask=state.subtask, cwd=state.cwd, base_commit=state.base_commit, judge_against=judge_against),
         )
-        self.directory.tell(state.worker, spawn)
 
     def on_prepared(self, prepared: Prepared) -> None:
-        assert self.run is not None
-        self.outstanding.pop(VERIFIER, None)
-        state = self.states[prepared.subtask_id]
+        self.done_with(VERIFIER, prepared.subtask_id)
+        state = self.plan[prepared.subtask_id]
         if state.status != "preparing":
             return
-        state.status = "running"
-        state.base_tree, state.env = prepared.base_tree, prepared.env
-        if not state.worker_started:
-            self.start_worker(state)
-        self.send(
-            state.worker,
-            RunSubtask(
-                subtask=state.subtask,
-                prompt=subtask_prompt(self.run, state.subtask, len(self.states), prepared.preexisting),
-                cwd=self.run.working_dir,
-                task=self.run.task,
-                resume_agent_session=self.first_resume(),
-                env=state.env,
-            ),
-        )
-
-    def start_worker(self, state: SubtaskState) -> None:
-        state.worker_started = True
-        self.directory.ask(SUPERVISOR, StartWorker(name=state.worker))
-
-    def first_resume(self) -> str | None:
-        """The agent session a continued one-subtask session resumes."""
-        assert self.run is not None
-        return self.run.resume_agent_session if len(self.states) == 1 else None
-
-    def snapshot_uncommitted(self) -> None:
-        """Commit what the user left uncommitted, so the agent's diff, review and commit are its own."""
-        assert self.run is not None
-        message = f"agentproxy: uncommitted changes found before: {commit_subject(self.run.task)}"
-        workspace = Workspace(Path(self.run.working_dir))
-        try:
-            commit = workspace.commit_all(message)
-        except WorkspaceError as exc:
-            self.record(Notice(level="warning", text=f"could not set your uncommitted changes apart: {exc}"))
-            return
-        finally:
-            if workspace.excluded:
-                self.record(Notice(level="warning", text=exclusion_warning(workspace.excluded)))
-        if commit:
-            self.record(Notice(text=f"your uncommitted changes were committed first, as {commit[:10]}"))
-
-    def head(self) -> str:
-        assert self.run is not None
-        try:
-            return Workspace(Path(self.run.working_dir)).head()
-        except WorkspaceError:
-            return ""  # a review without a diff is still a review
+        state.base_tree = prepared.base_tree or self.base_tree
+        self.start_first_turn(state, prepared)
 
     # -- results ---------------------------------------------------------------------------
 
     def on_subtask_done(self, done: SubtaskDone) -> None:
         assert self.run is not None
-        state = self.states[done.subtask_id]
+        state = self.plan[done.subtask_id]
         self.cost_usd += done.cost_usd
         state.agent_session_id = done.agent_session_id or state.agent_session_id
-        self.outstanding.pop(state.worker, None)
+        self.done_with(state.worker, state.id)
         if not done.ok:
             self.end_subtask(state, "failed", done.reason)
             return
-        if state.subtask.expects_changes and not self.changed_since(state.base_commit):
-            if state.told_nothing_changed:
-                self.end_subtask(state, "failed", "the agent reported success but changed nothing, twice")
-            else:
-                state.told_nothing_changed = True
-                self.follow_up(state, NOTHING_CHANGED, counts=False)
-            return
+        self.review(state, done.summary)
+
+    def review(self, state: SubtaskState, summary: str) -> None:
+        assert self.run is not None
         state.status = "reviewing"
-        self.send(
-            VERIFIER,
-            Review(
-                task=self.run.task,
-                subtask=state.subtask,
-                cwd=self.run.working_dir,
-                agent_summary=done.summary,
-                attempt=state.attempt,
-                base_commit=state.base_commit,
-                base_tree=state.base_tree,
-            ),
+        request = Review(
+            task=self.run.task,
+            subtask=state.subtask,
+            cwd=state.cwd,
+            agent_summary=summary,
+            attempt=state.attempt,
+            base_commit=state.base_commit,
+            base_tree=state.base_tree,
         )
+        self.send(VERIFIER, state.id, request)
 
     def on_review_done(self, review: ReviewDone) -> None:
-        state = self.states[review.subtask_id]
-        self.outstanding.pop(VERIFIER, None)
-        verdict = review.verdict
-        if verdict.question and state.questions_answered < self.options.max_question_follow_ups:
-            self.ask_for_agent(state, verdict.question)
+        self.done_with(VERIFIER, review.subtask_id)
+        state = self.plan[review.subtask_id]
+        if state.kind == "final":
+            self.on_final_review(state, review)
+        else:
+            self.judge(state, review)
+
+    def on_verified(self, state: SubtaskState) -> None:
+        state.verified = True
+        if state.kind != "resolve":  # a resolver keeps its agent until its merge is concluded
+            self.directory.tell(SUPERVISOR, StopWorker(name=state.worker))
+        self.integrate(state)
+
+    def integrate(self, state: SubtaskState) -> None:
+        state.status = "merging"
+        if state.kind == "resolve":
+            merged = self.plan.get(state.merges)
+            title = merged.subtask.title if merged is not None else "your branch"
+            self.send(INTEGRATOR, state.id, Integrate(subtask_id=state.merges, title=title, conclude=True))
+        else:
+            self.send(INTEGRATOR, state.id, Integrate(subtask_id=state.id, title=state.subtask.title))
+
+    def on_integrated(self, integrated: Integrated) -> None:
+        resolver = self.plan.get(resolver_id(integrated.subtask_id))
+        if resolver is not None and resolver.status == "merging":
+            self.on_resolved(resolver, integrated)
             return
-        state.check_failures.append(failure_signature(review.checks, review.check_verdicts))
-        repeats = state.check_failures[-(SAME_FAILURES_TO_STOP):]
-        if verdict.passed:
+        state = self.plan[integrated.subtask_id]
+        self.done_with(INTEGRATOR, state.id)
+        if integrated.conflicted:
+            self.start_resolver(state.id, integrated.conflicted)
+        elif integrated.error:
+            self.end_subtask(state, "failed", f"its work could not be merged: {integrated.error}")
+        else:
             self.end_subtask(state, "done")
-        elif len(repeats) == SAME_FAILURES_TO_STOP and repeats[0] and len(set(repeats)) == 1:
-            pattern = f"the same checks failed the same way after {SAME_FAILURES_TO_STOP - 1} follow-ups in a row"
-            self.record(Stuck(subtask_id=state.subtask.id, pattern=pattern, action="failed"))
-            self.end_subtask(state, "failed", f"stuck: {pattern}")
-        elif state.attempt > self.options.max_attempts:
-            findings = "; ".join(verdict.findings) or "verification failed"
-            self.end_subtask(state, "failed", f"still failing after {self.options.max_attempts} follow-ups: {findings}")
-        else:
-            self.follow_up(state, verdict.follow_up, counts=True)
 
-    def follow_up(self, state: SubtaskState, instruction: str, counts: bool) -> None:
-        """Another turn in the subtask's agent session; counts says whether it is a verification attempt."""
-        if counts:
-            state.attempt += 1
-        state.status = "running"
-        self.record(FollowUpSent(subtask_id=state.subtask.id, attempt=state.attempt, instruction=instruction))
-        self.directory.tell(
-            state.worker, FollowUp(subtask_id=state.subtask.id, instruction=instruction, attempt=state.attempt)
-        )
-        # Should the worker crash now, its fresh instance resumes the agent session with this turn.
-        self.outstanding[state.worker] = self.resume_request(state, instruction)
-
-    def ask_for_agent(self, state: SubtaskState, question: str) -> None:
-        """The review found the agent's final message to be a question: the Clarifier answers it."""
-        from agentproxy.questions import question_from_text  # lazy: see claude_worker.warm_up
-
+    def start_resolver(self, merging_id: str, files: list[str]) -> None:
         assert self.run is not None
-        state.questions_answered += 1
-        state.status = "asking"
-        asked = question_from_text(question)
-        self.record(QuestionAsked(subtask_id=state.subtask.id, questions=[asked], via="final_text"))
-        request_id = f"{REVIEW_QUESTION_PREFIX}{state.subtask.id}:{state.questions_answered}"
-        self.send(
-            CLARIFIER,
-            Ask(
-                worker=self.name,
-                subtask_id=state.subtask.id,
-                request_id=request_id,
-                questions=[asked],
-                task=self.run.task,
-            ),
+        merging = self.plan.get(merging_id)
+        merged = [s.subtask for s in self.plan.planned() if s.status == "done"]
+        subtask = resolve_subtask(
+            self.run.task, resolver_id(merging_id), merging.subtask if merging else None, merged, files
         )
+        self.start_subtask(self.plan.add(SubtaskState(subtask=subtask, kind="resolve", merges=merging_id)))
 
-    def on_answer(self, answer: Answer) -> None:
-        self.outstanding.pop(CLARIFIER, None)
-        subtask_id = answer.request_id.removeprefix(REVIEW_QUESTION_PREFIX).rsplit(":", 1)[0]
-        state = self.states.get(subtask_id)
-        if state is None or state.status != "asking":
+    def on_resolved(self, resolver: SubtaskState, integrated: Integrated) -> None:
+        """The Integrator concluded (or refused to conclude) the merge a resolver worked on."""
+        self.done_with(INTEGRATOR, resolver.id)
+        if integrated.conflicted and resolver.attempt <= self.options.max_attempts:
+            self.follow_up(resolver, MARKERS_LEFT.format(files=", ".join(integrated.conflicted)), counts=True)
+        elif integrated.conflicted or integrated.error:
+            self.end_subtask(resolver, "failed", integrated.error or "conflict markers are left")
+        elif resolver.merges == RESULT:
+            self.end_subtask(resolver, "done", then_schedule=False)
+            self.land()  # the user's branch is merged into the result: land it now
+        else:
+            self.end_subtask(resolver, "done", then_schedule=False)
+            self.end_subtask(self.plan[resolver.merges], "done")
+
+    # -- the whole -------------------------------------------------------------------------
+
+    def conclude(self) -> None:
+        """Nothing left to run: end on a failure, else verify the whole (isolated) and land it."""
+        assert self.run is not None
+        if unfinished := self.plan.unfinished():
+            failed = [s for s in unfinished if s.status == "failed"] or unfinished
+            first = failed[0]
+            more = f" (and {len(unfinished) - 1} more unfinished)" if len(unfinished) > 1 else ""
+            self.finish("failed", f"subtask {first.id} ({first.subtask.title}) {first.status}: {first.reason}{more}")
+        elif self.isolated and self.plan.get(FINAL_ID) is None:
+            planned = [s.subtask for s in self.plan.planned()]
+            self.make_tree(self.plan.add(SubtaskState(subtask=final_subtask(self.run.task, planned), kind="final")))
+        else:
+            self.land()
+
+    def on_final_review(self, final: SubtaskState, review: ReviewDone) -> None:
+        assert self.run is not None
+        if review.verdict.passed:
+            final.status = "done"
+            self.land()
             return
-        replies = "\n".join(f"{question}\n-> {reply}" for question, reply in answer.answers.items())
-        self.follow_up(state, f"Answers to your question:\n{replies}\n\nGo ahead and finish the task.", counts=False)
+        self.fixes += 1
+        if self.fixes > self.options.max_attempts:
+            findings = "; ".join(review.verdict.findings) or "the final review failed"
+            self.finish("failed", f"the merged result still fails after {self.options.max_attempts} fixes: {findings}")
+            return
+        final.status = "waiting"  # for the fix; then the whole is reviewed again
+        fix = fix_subtask(self.run.task, self.fixes, review.verdict.follow_up, review.verdict.findings)
+        self.start_subtask(self.plan.add(SubtaskState(subtask=fix, kind="fix")))
 
-    def changed_since(self, base_commit: str) -> bool:
-        """Whether the working directory differs from the subtask's base: commits or uncommitted changes."""
+    def after_fix(self) -> None:
+        """A fix subtask's work is committed in the integration worktree: review the whole again."""
+        self.make_tree(self.plan[FINAL_ID])
+
+    def land(self) -> None:
         assert self.run is not None
-        if not base_commit:
-            return True  # no base to compare with: give the benefit of the doubt
-        try:
-            return Workspace(Path(self.run.working_dir)).changed_since(base_commit)
-        except WorkspaceError:
-            return True
+        self.send(INTEGRATOR, RUN, Land(task=self.run.task))
 
-    def end_subtask(self, state: SubtaskState, status: str, reason: str = "") -> None:
-        state.status = status
-        self.running.discard(state.subtask.id)
-        self.outstanding.pop(state.worker, None)
-        self.record(SubtaskFinished(subtask_id=state.subtask.id, status=status, reason=reason))  # type: ignore[arg-type]
-        self.directory.tell(SUPERVISOR, StopWorker(name=state.worker))
-        if status == "failed":
-            self.finish("failed", f"subtask {state.subtask.id} ({state.subtask.title}) failed: {reason}")
+    def on_land_done(self, done: LandDone) -> None:
+        self.done_with(INTEGRATOR, RUN)
+        if done.conflicted:
+            self.start_resolver("result", done.conflicted)
+        elif done.error:
+            self.finish("failed", f"the verified result could not land: {done.error}")
         else:
+            self.landed_commit = done.landed.commit if done.landed is not None else None
+            self.finish("done")
+
+    # -- ending subtasks -------------------------------------------------------------------
+
+    def end_subtask(self, state: SubtaskState, status: str, reason: str = "", then_schedule: bool = True) -> None:
+        state.status, state.reason = status, reason
+        self.forget(state.id)
+        self.record(SubtaskFinished(subtask_id=state.id, status=status, reason=reason))  # type: ignore[arg-type]
+        self.directory.tell(SUPERVISOR, StopWorker(name=state.worker))
+        if status == "failed" and (not self.isolated or state.kind != "plan"):
+            self.finish("failed", f"subtask {state.id} ({state.subtask.title}) failed: {reason}")
+            return
+        if status == "failed":
+            for blocked in self.plan.blocked_by(state.id):
+                self.record(
+                    SubtaskFinished(
+                        subtask_id=blocked.id, status="blocked", reason=f"it depends on {state.id}, which failed"
+                    )
+                )
+        if state.kind == "fix" and status == "done":
+            self.after_fix()
+        elif then_schedule:
             self.schedule()
 
     # -- supervision -----------------------------------------------------------------------
 
-    def send(self, name: str, request: Msg) -> None:
-        self.outstanding[name] = request
+    def send(self, name: str, key: str, request: Msg) -> None:
+        self.outstanding.setdefault(name, {})[key] = request
         self.directory.tell(name, request)
 
-    def on_restarted(self, name: str) -> None:
-        request = self.outstanding.get(name)
-        if request is None:
-            return
-        if isinstance(request, RunSubtask):
-            state = self.states[request.subtask.id]
-            request = self.resume_request(state, request.prompt)
-        self.send(name, request)
+    def done_with(self, name: str, key: str) -> None:
+        self.outstanding.get(name, {}).pop(key, None)
 
-    def resume_request(self, state: SubtaskState, prompt: str) -> RunSubtask:
-        assert self.run is not None
-        return RunSubtask(
-            subtask=state.subtask,
-            prompt=prompt,
-            cwd=self.run.working_dir,
-            task=self.run.task,
-            resume_agent_session=state.agent_session_id,
-            env=state.env,
-        )
+    def forget(self, key: str) -> None:
+        for requests in self.outstanding.values():
+            requests.pop(key, None)
+
+    def on_restarted(self, name: str) -> None:
+        for key, request in list(self.outstanding.get(name, {}).items()):
+            if isinstance(request, RunSubtask):
+                state = self.plan[key]
+                request = self.resume_request(state, request.prompt)
+            self.send(name, key, request)
 
     # -- the end ---------------------------------------------------------------------------
 
@@ -420,70 +408,25 @@ class Dispatcher(SupervisedActor):
             return
         self.finished = True
         assert self.run is not None
-        for state in self.states.values():
+        for state in self.plan:
             if state.status in ("running", "reviewing", "asking"):
                 self.directory.tell(state.worker, Cancel(reason=reason or status))
-        try:
-            commit = self.commit_if_done(status)
-        except WorkspaceError as exc:
-            commit, status, reason = None, "failed", f"the work is done but could not be committed: {exc}"
-        if status != "done" and Workspace(Path(self.run.working_dir)).has_changes():
-            self.record(
-                Notice(level="warning", text=f"changes left uncommitted in {self.run.working_dir} for inspection")
-            )
+        self.release_trees(status)
         duration = time.monotonic() - self.started_at
         self.record(SessionFinished(status=status, reason=reason, cost_usd=self.cost_usd, duration_s=duration))
+        commit = self.landed_commit if status == "done" else None
         self.on_finished(
             RunOutcome(
                 session_id=self.run.session_id, status=status, reason=reason, cost_usd=self.cost_usd, commit=commit
             )
         )
 
-    def commit_if_done(self, status: SessionStatus) -> str | None:
-        """Commit a done run's work; WorkspaceError when it cannot be (a hook refused, a merge in progress)."""
-        assert self.run is not None
-        if status != "done":
-            return None
-        message = f"agentproxy: {commit_subject(self.run.task)}\n\nSession {self.run.session_id}.\n"
-        workspace = Workspace(Path(self.run.working_dir))
-        try:
-            commit = workspace.commit_all(message)
-        finally:
-            if workspace.excluded:
-                self.record(Notice(level="warning", text=exclusion_warning(workspace.excluded)))
-        if commit:
-            self.record(Committed(commit=commit, message=message.splitlines()[0]))
-        return commit
+    def release_trees(self, status: str) -> None:
+        """The Integrator removes what is merged and keeps what is not; waited for, within a bound."""
+        # Should it not answer in time, the worktrees stay: pa -s ID --discard removes them.
+        with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
+            self.directory.ask(INTEGRATOR, Release(status=status), timeout=RELEASE_TIMEOUT_S)
 
 
-def failure_signature(checks: list[CheckResult], verdicts: list[CheckVerdict]) -> str:
-    """What the change broke, comparable across attempts: those commands and their output, volatile parts masked."""
-    blamed = {verdict.command for verdict in verdicts if verdict.kind == "failed"}
-    return "\n".join(f"{c.command}\n{VOLATILE.sub('#', c.output_tail)}" for c in checks if c.command in blamed)
-
-
-def subtask_prompt(run: RunTask, subtask: Subtask, total: int, preexisting: Sequence[CheckVerdict] = ()) -> str:
-    parts = [
-        subtask.instructions
-        if total == 1
-        else (
-            f"Overall task: {run.task}\n\n"
-            f"Your part ({subtask.id} of {total}): {subtask.title}\n\n{subtask.instructions}"
-        )
-    ]
-    if subtask.criteria:
-        parts.append("Acceptance criteria:\n" + "\n".join(f"- {c}" for c in subtask.criteria))
-    if subtask.checks:
-        parts.append("These commands must pass:\n" + "\n".join(f"- `{c}`" for c in subtask.checks))
-    if note := preexisting_note(preexisting):
-        parts.append(note)
-    if run.screenshots:
-        parts.append(
-            "Screenshots for reference (open them with the Read tool):\n" + "\n".join(f"- {p}" for p in run.screenshots)
-        )
-    return "\n\n".join(parts)
-
-
-def commit_subject(task: str, limit: int = 60) -> str:
-    first = " ".join(task.split())
-    return first if len(first) <= limit else first[: limit - 1] + "…"
+def resolver_id(merging_id: str) -> str:
+    return f"merge-{merging_id}"

@@ -1,13 +1,22 @@
 """Verifier: sets up each tree's environment, runs the project's checks at a subtask's base and after
-the agent's change, and asks the brain for a verdict on what the change made worse."""
+the agent's change, and asks the brain for a verdict on what the change made worse.
+
+Its mailbox stays free: each Prepare and Review runs on a thread of its own, at most --check-parallel
+at once, so the checks of subtasks in different worktrees run at once (ProjectChecks serialises the
+work on one tree). The threads are daemons: a brain call stuck at exit does not hold pa.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import pykka
 from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
 
 from agentproxy.brain import Brain, OfflineBrain, ReviewInput
@@ -37,7 +46,7 @@ DIFF_CHARS = 40_000
 
 
 class Verifier(SupervisedActor):
-    """Blocks its own mailbox while setup and checks run (each bounded); nobody waits on it by ask."""
+    """Answers each request from its pool; nobody waits on it by ask."""
 
     def __init__(
         self,
@@ -60,6 +69,7 @@ class Verifier(SupervisedActor):
         self.options = options
         self.cache: SessionStore | None = None
         self.checks: ProjectChecks  # made in on_start
+        self.slots = threading.BoundedSemaphore(options.check_parallel or os.cpu_count() or 1)
 
     def on_start(self) -> None:
         # Imported here, on the Verifier's thread: detection and setup load while pa starts its agent.
@@ -79,10 +89,25 @@ class Verifier(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         match message:
             case Prepare():
-                self.on_prepare(message)
+                self.submit(self.on_prepare, message)
             case Review():
-                self.on_review(message)
+                self.submit(self.on_review, message)
+            case Exception():
+                raise message  # from the pool: a crash of this actor's work
         return None
+
+    def submit(self, handler: Callable[[Any], None], request: Prepare | Review) -> None:
+        """Run handler on its own thread once a slot is free; a crash there is this actor's crash, so
+        the Supervisor restarts it (and the Dispatcher sends the request again)."""
+
+        def run() -> None:
+            with self.slots:
+                try:
+                    handler(request)
+                except Exception as exc:
+                    _tell_quietly(self.actor_ref, exc)
+
+        threading.Thread(target=run, name=f"{self.name}-{type(request).__name__.lower()}", daemon=True).start()
 
     def on_prepare(self, prepare: Prepare) -> None:
         cwd = Path(prepare.cwd)
@@ -91,7 +116,7 @@ class Verifier(SupervisedActor):
         def agent_can_start(env: dict[str, str]) -> None:
             self.directory.tell(DISPATCHER, AgentCanStart(subtask_id=subtask_id, env=env))
 
-        standing = self.checks.baseline(cwd, subtask_id, agent_can_start)
+        standing = self.checks.baseline(cwd, subtask_id, agent_can_start, prepare.judge_against)
         self.warn_unrunnable(standing.verdicts)
         self.directory.tell(
             DISPATCHER,
@@ -105,6 +130,12 @@ class Verifier(SupervisedActor):
 
     def on_review(self, review: Review) -> None:
         cwd = Path(review.cwd)
+        if review.subtask.expects_changes and not self.changed(cwd, review.base_commit):
+            self.directory.tell(
+                DISPATCHER,
+                ReviewDone(subtask_id=review.subtask.id, verdict=Verdict(passed=False), nothing_changed=True),
+            )
+            return
         judged = self.checks.verify(cwd, review.subtask, review.base_tree)
         results = [item.result for item in judged]
         verdicts = [item.verdict for item in judged]
@@ -134,6 +165,15 @@ class Verifier(SupervisedActor):
             if verdict.kind == "environment":
                 self.record(Notice(level="warning", text=f"`{verdict.command}` {verdict.summary}"))
 
+    def changed(self, cwd: Path, base_commit: str) -> bool:
+        """Whether the tree differs from the subtask's base: commits or uncommitted changes."""
+        if not base_commit:
+            return True  # no base to compare with: give the benefit of the doubt
+        try:
+            return Workspace(cwd).changed_since(base_commit)
+        except WorkspaceError:
+            return True
+
     def diff(self, cwd: Path, base_commit: str) -> str:
         if not base_commit or self.brain.name == OfflineBrain.name:
             return ""  # the offline brain does not read diffs
@@ -159,3 +199,9 @@ def with_check_kinds(verdict: Verdict, checks: list[CheckVerdict]) -> Verdict:
         if note := preexisting_note(checks):
             follow_up += "\n\n" + note
     return msgspec.structs.replace(verdict, findings=findings, follow_up=follow_up)
+
+
+def _tell_quietly(ref: pykka.ActorRef, message: Any) -> None:
+    """A check outlives a stopped Verifier: its crash report then goes nowhere."""
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)

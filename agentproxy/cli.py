@@ -240,6 +240,35 @@ def pa(
     max_attempts: Annotated[
         int, typer.Option("--max-attempts", metavar="N", min=0, help="Follow-ups allowed after a failed verification.")
     ] = 3,
+    parallel: Annotated[
+        int,
+        typer.Option(
+            "--parallel",
+            metavar="N",
+            min=1,
+            max=64,
+            help=(
+                "Agents at once, each subtask in its own git worktree, merged and verified as one result;"
+                " 1: one subtask at a time in your tree."
+            ),
+        ),
+    ] = 4,
+    check_parallel: Annotated[
+        int,
+        typer.Option(
+            "--check-parallel",
+            metavar="N",
+            min=0,
+            max=64,
+            help="Subtasks whose checks run at once (default 0: the number of cores).",
+        ),
+    ] = 0,
+    discard: Annotated[
+        bool,
+        typer.Option(
+            "--discard", help="With -s ID: remove the session's worktrees and branches, and mark it discarded."
+        ),
+    ] = False,
     deny: Annotated[
         list[str] | None,
         typer.Option(
@@ -332,6 +361,11 @@ def _dispatch(**args) -> int:
         return _show_checks(args)
     if args["run_checks"]:
         raise UsageError("--run goes with --show-checks: pa --show-checks --run [-d DIR]")
+    if args["discard"]:
+        if args["session"] is None or args["task"] is not None:
+            raise UsageError("--discard goes with a session and no task: pa -s ID --discard")
+        typer.echo(sessions.discard(args["session"]))
+        return EXIT_OK
     # Checked before anything is saved or created, like every other argument.
     args["task"] = launch.read_task(args["task"], args["task_file"])
     if args["set_contextdir"] is not None:

@@ -47,6 +47,11 @@ def envs_dir() -> Path:
     return data_dir() / "envs"
 
 
+def worktrees_dir(session_id: str) -> Path:
+    """Where a session's git worktrees live: never inside the user's tree."""
+    return data_dir() / "worktrees" / session_id
+
+
 def store_path() -> Path:
     return data_dir() / "sessions.db"
 

@@ -95,6 +95,8 @@ def run_from_cli(args: dict[str, Any]) -> int:
         ask_human=args["ask_human"],
         ask_human_timeout_s=args["ask_human_timeout"],
         rate_limit_max_wait_s=args["max_rate_limit_wait"],
+        parallel=args["parallel"],
+        check_parallel=args["check_parallel"],
     )
     view = JsonView() if args["output"].value == "json" else TextView()
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C: clean up, record it

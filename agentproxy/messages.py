@@ -104,8 +104,9 @@ class CheckVerdict(Data, frozen=True):
 # ---------------------------------------------------------------------------------------------
 # Events: what happened. The ContextKeeper stamps session_id and at when it records them.
 
-SessionStatus = Literal["running", "done", "failed", "interrupted"]
-SubtaskStatus = Literal["pending", "running", "done", "failed"]
+SessionStatus = Literal["running", "done", "failed", "interrupted", "budget"]
+SubtaskStatus = Literal["pending", "running", "done", "failed", "blocked"]
+LandingKind = Literal["committed", "fast-forward", "merge", "kept"]
 BrainPurpose = Literal["plan", "answer", "review", "judge"]
 
 
@@ -272,6 +273,43 @@ class Committed(Event, tag="committed", frozen=True):
     message: str
 
 
+class WorktreeCreated(Event, tag="worktree_created", frozen=True):
+    """A git worktree for one subtask (or ``result``, the run's integration worktree) under the data directory."""
+
+    subtask_id: str
+    branch: str
+    path: str
+    start: str  # the commit it was created from: the run's base plus what its dependencies merged
+
+
+class Merged(Event, tag="merged", frozen=True):
+    """A verified subtask's branch merged into the run's integration branch."""
+
+    subtask_id: str
+    branch: str
+    commit: str
+
+
+class MergeConflicted(Event, tag="merge_conflicted", frozen=True):
+    subtask_id: str
+    files: list[str]
+
+
+class WorktreeRemoved(Event, tag="worktree_removed", frozen=True):
+    subtask_id: str
+    branch_kept: bool = False
+
+
+class Landed(Event, tag="landed", frozen=True):
+    """The run's result on the user's branch; or kept on its own branch, with the one command that merges it."""
+
+    how: LandingKind
+    branch: str  # the user's branch
+    commit: str = ""
+    reason: str = ""
+    command: str = ""
+
+
 class BrainCalled(Event, tag="brain_called", frozen=True):
     """One call of the supervisor's own LLM, with what it cost."""
 
@@ -326,6 +364,11 @@ AnyEvent = (
     | ActorRestarted
     | Notice
     | Committed
+    | WorktreeCreated
+    | Merged
+    | MergeConflicted
+    | WorktreeRemoved
+    | Landed
     | BrainCalled
     | BrainFellBack
     | SessionFinished
@@ -349,7 +392,9 @@ class RunTask(Msg, tag="run_task", frozen=True):
     screenshots: list[str] = []
     plan: Plan | None = None  # when resuming: the recorded plan, not a new one
     done_subtasks: list[str] = []  # when resuming: ids already finished
-    resume_agent_session: str | None = None
+    verified_subtasks: list[str] = []  # when resuming: ids whose work passed review but was not merged yet
+    agent_sessions: dict[str, str] = {}  # when resuming: subtask id -> its agent session
+    resume_agent_session: str | None = None  # continuing a one-subtask session with new work
 
 
 class PlanRequest(Msg, tag="plan_request", frozen=True):
@@ -395,6 +440,9 @@ class Prepare(Msg, tag="prepare", frozen=True):
     subtask: Subtask
     cwd: str
     base_commit: str = ""
+    # Judge against these known results of the run's base instead of running the base here: the tree
+    # holds a merge in progress, or the whole run's work.
+    judge_against: str = ""
 
 
 class AgentCanStart(Msg, tag="agent_can_start", frozen=True):
@@ -496,6 +544,79 @@ class ReviewDone(Msg, tag="review_done", frozen=True):
     verdict: Verdict
     checks: list[CheckResult] = []
     check_verdicts: list[CheckVerdict] = []  # one per check, in order
+    nothing_changed: bool = False  # the subtask expects changes and its tree has none: not reviewed
+
+
+class BeginRun(Msg, tag="begin_run", frozen=True):
+    """Dispatcher -> Integrator: set the user's uncommitted changes apart; the run's base and branch."""
+
+    session_id: str
+    task: str
+    isolated: bool  # subtasks run side by side, each in a worktree, merged on an integration branch
+    resumed: bool = False
+
+
+class RunBase(Msg, tag="run_base", frozen=True):
+    """Integrator -> Dispatcher."""
+
+    commit: str
+    branch: str
+    tree: str = ""  # git's id of the base's files: the base's check results are kept under it
+    error: str = ""
+
+
+class MakeTree(Msg, tag="make_tree", frozen=True):
+    """Dispatcher -> Integrator: the directory a subtask works in (a worktree when isolated)."""
+
+    subtask_id: str
+    integration: bool = False  # the integration worktree itself (resolving a conflict, fixing the whole)
+
+
+class TreeReady(Msg, tag="tree_ready", frozen=True):
+    """Integrator -> Dispatcher."""
+
+    subtask_id: str
+    cwd: str = ""
+    base_commit: str = ""
+    error: str = ""
+
+
+class Integrate(Msg, tag="integrate", frozen=True):
+    """Dispatcher -> Integrator: commit a verified subtask's work and merge it into the integration branch
+    (in place: commit it); or, with ``conclude``, commit the merge an agent resolved."""
+
+    subtask_id: str
+    title: str
+    conclude: bool = False
+
+
+class Integrated(Msg, tag="integrated", frozen=True):
+    """Integrator -> Dispatcher: merged (commit), or stopped on conflicts (files) or an error."""
+
+    subtask_id: str
+    commit: str = ""
+    conflicted: list[str] = []
+    error: str = ""
+
+
+class Land(Msg, tag="land", frozen=True):
+    """Dispatcher -> Integrator: put the verified result on the user's branch; clean up."""
+
+    task: str
+
+
+class LandDone(Msg, tag="land_done", frozen=True):
+    """Integrator -> Dispatcher."""
+
+    landed: Landed | None = None
+    conflicted: list[str] = []  # the user's branch moved and merging it into the result conflicts
+    error: str = ""
+
+
+class Release(Msg, tag="release", frozen=True):
+    """Dispatcher -> Integrator: the run ends; remove the worktrees of merged work, keep (and list) the rest."""
+
+    status: str
 
 
 class Cancel(Msg, tag="cancel", frozen=True):
@@ -565,14 +686,20 @@ class AgentExited(Msg, tag="agent_exited", frozen=True):
     returncode: int | None
 
 
-class WatchdogFired(Msg, tag="watchdog_fired", frozen=True):
-    reason: str
+class WatchdogTick(Msg, tag="watchdog_tick", frozen=True):
+    """A worker's ticker -> the worker: time to see whether its agent is silent or over its time."""
 
 
 class PauseOver(Msg, tag="pause_over", frozen=True):
     """A worker's pause timer -> the worker: continue the agent session after a rate limit."""
 
     pause: int  # which pause ended; a stale timer of an earlier pause is ignored
+
+
+class RestartDue(Msg, tag="restart_due", frozen=True):
+    """The Supervisor's backoff timer -> the Supervisor: restart the crashed actor now."""
+
+    name: str
 
 
 AnyMsg = (
@@ -604,8 +731,9 @@ AnyMsg = (
     | Record
     | AgentLine
     | AgentExited
-    | WatchdogFired
+    | WatchdogTick
     | PauseOver
+    | RestartDue
 )
 
 # ---------------------------------------------------------------------------------------------

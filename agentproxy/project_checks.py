@@ -89,6 +89,13 @@ class ProjectChecks:
         self.stopping = stopping or threading.Event()
         self.trees: dict[Path, _Tree] = {}
         self.base_runs: dict[tuple[str, str], CheckRun] = {}  # (tree id, command)
+        self.locks: dict[Path, threading.Lock] = {}  # one per tree: its setup and checks run one at a time
+        self.locks_lock = threading.Lock()
+
+    def lock(self, cwd: Path) -> threading.Lock:
+        """The tree's lock: subtasks in different trees run their checks at once, never two in one tree."""
+        with self.locks_lock:
+            return self.locks.setdefault(cwd, threading.Lock())
 
     # -- the environment -------------------------------------------------------------------
 
@@ -169,13 +176,26 @@ class ProjectChecks:
     # -- the base --------------------------------------------------------------------------
 
     def baseline(
-        self, cwd: Path, subtask_id: str, on_planned: Callable[[dict[str, str]], None] | None = None
+        self,
+        cwd: Path,
+        subtask_id: str,
+        on_planned: Callable[[dict[str, str]], None] | None = None,
+        judge_against: str = "",
     ) -> Standing:
         """Run the project's checks on the subtask's base (or read them from the store); how each stands.
 
-        on_planned gets the tree's environment as soon as it is known (see tree).
+        on_planned gets the tree's environment as soon as it is known (see tree). With judge_against
+        (a tree id) nothing runs: what is known of that tree is the base.
         """
-        tree = self.tree(cwd, on_planned)
+        with self.lock(cwd):
+            tree = self.tree(cwd, on_planned)
+            if judge_against:
+                known = {command: self.known_base(judge_against, command) for command in tree.commands}
+                runs = {command: run for command, run in known.items() if run is not None}
+                return Standing(judge_against, [at_base(run) for run in runs.values()])
+            return self.run_base(cwd, subtask_id, tree)
+
+    def run_base(self, cwd: Path, subtask_id: str, tree: _Tree) -> Standing:
         try:
             base_tree = Workspace(cwd).tree_id()  # after the setup, so that what it made is not the base's
         except WorkspaceError as exc:
@@ -219,6 +239,10 @@ class ProjectChecks:
 
     def verify(self, cwd: Path, subtask: Subtask, base_tree: str) -> list[Judged]:
         """Every check (the project's, then the subtask's acceptance checks), judged against the base."""
+        with self.lock(cwd):
+            return self.judge_all(cwd, subtask, base_tree)
+
+    def judge_all(self, cwd: Path, subtask: Subtask, base_tree: str) -> list[Judged]:
         tree = self.tree(cwd)
         broken_setup = self.refresh(cwd, tree)
         commands = tree.commands + [check for check in subtask.checks if check not in tree.commands]

@@ -20,6 +20,7 @@ from agentproxy.actors.base import (
     CLARIFIER,
     CONTEXT_KEEPER,
     DISPATCHER,
+    INTEGRATOR,
     PLANNER,
     VERIFIER,
     Directory,
@@ -28,6 +29,7 @@ from agentproxy.actors.clarifier import Clarifier
 from agentproxy.actors.claude_worker import ClaudeWorker
 from agentproxy.actors.context_keeper import ContextKeeper, Subscriber
 from agentproxy.actors.dispatcher import Dispatcher, RunOutcome
+from agentproxy.actors.integrator import Integrator
 from agentproxy.actors.planner import Planner
 from agentproxy.actors.supervisor import Supervisor
 from agentproxy.actors.verifier import Verifier
@@ -54,6 +56,7 @@ class ActorClasses:
     planner: type[Planner] = Planner
     clarifier: type[Clarifier] = Clarifier
     verifier: type[Verifier] = Verifier
+    integrator: type[Integrator] = Integrator
     dispatcher: type[Dispatcher] = Dispatcher
     worker: type[ClaudeWorker] = ClaudeWorker
 
@@ -116,6 +119,7 @@ def _run(
         VERIFIER: lambda name: classes.verifier.start(
             name, directory, brain, board, options, store_path or config.store_path(), config.envs_dir(), stopping
         ),
+        INTEGRATOR: lambda name: classes.integrator.start(name, directory, options.working_dir),
         DISPATCHER: lambda name: classes.dispatcher.start(name, directory, options, finished),
     }
     session_id = ""  # read by on_escalate, which may fire before the session is open
@@ -168,6 +172,8 @@ def _run(
                 screenshots=screenshots,
                 plan=resume.plan if resume else None,
                 done_subtasks=list(resume.done_subtasks) if resume else [],
+                verified_subtasks=list(resume.verified_subtasks) if resume else [],
+                agent_sessions=dict(resume.agent_sessions) if resume else {},
                 resume_agent_session=resume.agent_session_id if resume else None,
             ),
         )
@@ -179,8 +185,11 @@ def _run(
         procs.kill_running()
         with contextlib.suppress(pykka.Timeout):
             supervisor.stop(block=True, timeout=SHUTDOWN_TIMEOUT_S)
-        # Stragglers (a stuck brain call) run on daemon threads: told to stop, not waited for.
-        pykka.ActorRegistry.stop_all(block=False)
+        # Stragglers (a stuck brain call) run on daemon threads: told to stop, not waited for. Only this
+        # run's actors: another run in the same process (the server) goes on.
+        for name in directory.names():
+            if (ref := directory.unbind(name)) is not None:
+                ref.stop(block=False)
 
 
 def _wait(

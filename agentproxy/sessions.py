@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from agentproxy import config
 from agentproxy.errors import UsageError
-from agentproxy.messages import AgentStarted, Plan, PlanMade, SessionStarted, SubtaskFinished
+from agentproxy.messages import AgentStarted, Plan, PlanMade, Reviewed, SessionStarted, SubtaskFinished
 from agentproxy.store import SessionRow, SessionStore
 
 
@@ -20,7 +21,9 @@ class Resumption:
     task: str  # the last task: re-run when no new task is given
     plan: Plan | None = None  # the last task's plan, reused when resuming it
     done_subtasks: tuple[str, ...] = ()
-    agent_session_id: str | None = None
+    verified_subtasks: tuple[str, ...] = ()  # passed review, not yet merged when pa stopped
+    agent_sessions: dict[str, str] = field(default_factory=dict)  # subtask id -> its agent session
+    agent_session_id: str | None = None  # the last one: a new task in the session continues it
 
 
 def list_sessions(limit: int = 50) -> list[SessionRow]:
@@ -46,7 +49,7 @@ def format_sessions(rows: list[SessionRow]) -> str:
 
 
 def resumption(session_id_or_prefix: str) -> Resumption:
-    """Read back the session's last task: its plan, the subtasks it finished, its agent session."""
+    """Read back the session's last task: its plan, the subtasks it finished or verified, their agent sessions."""
     store = SessionStore(config.store_path())
     try:
         store.mark_interrupted_orphans()
@@ -58,21 +61,50 @@ def resumption(session_id_or_prefix: str) -> Resumption:
         store.close()
     task, plan, agent_session = row.task, None, row.last_agent_session
     done: list[str] = []
+    verified: set[str] = set()
+    sessions: dict[str, str] = {}
     for event in events:
         match event:
-            case SessionStarted(task=started):  # a new task: only what follows the last start carries over
-                task, plan, done, agent_session = started, None, [], row.last_agent_session
+            case SessionStarted(task=started, continued=continued):
+                if not continued or started != task:  # a new task: only what follows its start carries over
+                    task, plan, done, agent_session = started, None, [], row.last_agent_session
+                    verified, sessions = set(), {}
             case PlanMade(plan=made):
                 plan = made
             case SubtaskFinished(subtask_id=sid, status="done"):
                 done.append(sid)
-            case AgentStarted(agent_session_id=agent):
-                agent_session = agent
+            case SubtaskFinished(subtask_id=sid):
+                verified.discard(sid)
+            case Reviewed(subtask_id=sid, verdict=verdict) if verdict.passed:
+                verified.add(sid)
+            case AgentStarted(subtask_id=sid, agent_session_id=agent):
+                agent_session = sessions[sid] = agent
     return Resumption(
         session_id=row.id,
         working_dir=row.working_dir,
         task=task,
         plan=plan,
-        done_subtasks=tuple(done),
+        done_subtasks=tuple(dict.fromkeys(done)),
+        verified_subtasks=tuple(sorted(verified - set(done))),
+        agent_sessions=sessions,
         agent_session_id=agent_session,
     )
+
+
+def discard(session_id_or_prefix: str) -> str:
+    """Remove a finished session's worktrees and branches and mark it discarded; what was removed."""
+    from agentproxy.worktrees import SessionWorktrees, session_branches
+
+    store = SessionStore(config.store_path())
+    try:
+        store.mark_interrupted_orphans()
+        row = store.get(session_id_or_prefix)
+        if row.status == "running":
+            raise UsageError(f"session {row.id} is still running (pa pid {row.pid}); stop it first")
+        worktrees = SessionWorktrees(Path(row.working_dir), config.worktrees_dir(row.id), row.id)
+        branches, places = session_branches(Path(row.working_dir), row.id), worktrees.listed()
+        worktrees.remove_all()
+        store.set_status(row.id, "discarded", "discarded by pa -s ID --discard")
+    finally:
+        store.close()
+    return f"session {row.id} discarded: {len(places)} worktrees and {len(branches)} branches removed"

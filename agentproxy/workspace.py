@@ -155,6 +155,14 @@ class Workspace:
     def head(self) -> str:
         return self._git("rev-parse", "HEAD").strip()
 
+    def branch(self) -> str:
+        """The checked-out branch's short name ("" when HEAD is detached)."""
+        return self._git("symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
+
+    def tree_of(self, rev: str) -> str:
+        """Git's id of the files of a commit: what tree_id says of a clean checkout of it."""
+        return self._git("rev-parse", f"{rev}^{{tree}}").strip()
+
     def has_changes(self) -> bool:
         return bool(self._git("status", "--porcelain", "--", ".").strip())
 

@@ -23,6 +23,7 @@ DEFAULT_ANSWER = "Proceed with your best judgement, following the project's conv
 FOLLOW_UP_CHARS = 6000
 
 _NUMBERED_ITEM = re.compile(r"^\s*(\d+)[.)]\s+(\S.*)$")
+_BULLET_ITEM = re.compile(r"^ {0,3}[-*]\s+(\S.*)$")
 _RECOMMENDED = re.compile(r"\brecommended\b", re.IGNORECASE)
 _NO_CHANGE_VERB = re.compile(
     r"^(?:please\s+)?(?:explain|review|list|describe|summari[sz]e|analy[sz]e|audit|investigate|inspect|"
@@ -45,23 +46,15 @@ class OfflineBrain:
         self.events = EventSink()  # nothing to report: no calls, no cost
 
     def plan(self, task: str, knowledge: Knowledge) -> Plan:
-        """One subtask per item of an explicit numbered list (each after the previous); else one."""
-        items = _numbered_items(task)
-        if len(items) < 2:
-            return Plan(
-                subtasks=[Subtask(id="1", title=_title(task), instructions=task, expects_changes=expects_changes(task))]
-            )
-        subtasks = [
-            Subtask(
-                id=str(i),
-                title=_title(item),
-                instructions=item,
-                depends_on=[str(i - 1)] if i > 1 else [],
-                expects_changes=expects_changes(item),
-            )
-            for i, item in enumerate(items, start=1)
-        ]
-        return Plan(subtasks=subtasks, rationale="one subtask per numbered item, in order")
+        """Items of a numbered list form a chain (each after the previous); items of a bullet list are
+        independent subtasks, run at once; anything else is one subtask."""
+        if len(items := _numbered_items(task)) >= 2:
+            return Plan(subtasks=_subtasks(items, chain=True), rationale="one subtask per numbered item, in order")
+        if len(items := _bullet_items(task)) >= 2:
+            return Plan(subtasks=_subtasks(items, chain=False), rationale="one subtask per bullet, independent")
+        return Plan(
+            subtasks=[Subtask(id="1", title=_title(task), instructions=task, expects_changes=expects_changes(task))]
+        )
 
     def answer(self, questions: Sequence[AgentQuestion], situation: Situation) -> list[str]:
         """For each question: the recommended option, else the first one, else a policy answer."""
@@ -134,15 +127,44 @@ def _pick(question: AgentQuestion) -> str:
     return question.options[0].label if question.options else DEFAULT_ANSWER
 
 
+def _subtasks(items: list[str], chain: bool) -> list[Subtask]:
+    return [
+        Subtask(
+            id=str(i),
+            title=_title(item),
+            instructions=item,
+            depends_on=[str(i - 1)] if chain and i > 1 else [],
+            expects_changes=expects_changes(item),
+        )
+        for i, item in enumerate(items, start=1)
+    ]
+
+
 def _numbered_items(task: str) -> list[str]:
     items: list[str] = []
     for line in task.splitlines():
         match = _NUMBERED_ITEM.match(line)
         if match and int(match.group(1)) == len(items) + 1:
             items.append(match.group(2).strip())
-        elif items and line.strip() and line.startswith((" ", "\t")):
-            items[-1] += " " + line.strip()  # a wrapped continuation of the item
+        else:
+            _continue_item(items, line)
     return items
+
+
+def _bullet_items(task: str) -> list[str]:
+    items: list[str] = []
+    for line in task.splitlines():
+        if match := _BULLET_ITEM.match(line):
+            items.append(match.group(1).strip())
+        else:
+            _continue_item(items, line)
+    return items
+
+
+def _continue_item(items: list[str], line: str) -> None:
+    """An indented line after an item is a wrapped continuation of it."""
+    if items and line.strip() and line.startswith((" ", "\t")):
+        items[-1] += " " + line.strip()
 
 
 def _title(text: str, limit: int = 72) -> str:

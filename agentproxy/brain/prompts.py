@@ -62,7 +62,10 @@ only these and the repository), acceptance checks as shell commands where the pr
 test (else none), acceptance criteria in words, the ids it depends on, and the files it expects to
 touch, and expects_changes: false only for a subtask that by its nature changes no file (explain,
 review, list, answer a question), true otherwise. Follow the project's context (standards, mission,
-mockups) when there is any."""
+mockups) when there is any.
+Subtasks that do not depend on each other run AT ONCE, each agent in its own copy of the repository,
+and their changes are merged afterwards: give depends_on whenever a subtask needs another's result
+(its files, its API), and split independent work so that two subtasks rarely edit the same lines."""
 
 ANSWER_SYSTEM = """You are the supervisor answering a coding agent's question on behalf of the
 developer, who is not available. Answer decisively from the task, the plan, the project context and

@@ -9,18 +9,29 @@ the conversation it expects. Streaming replies are SSE shaped exactly like the r
                        Text("written")) as api:
         run claude with ANTHROPIC_BASE_URL=api.url ...
         assert api.requests[1].tool_results
+
+Several CLIs at once each follow their own script: a conversation is picked by a key found in the
+request's first user message (every request carries the whole history, so follow-ups and resumed
+sessions stay in it); requests no key matches take the positional script. Replies run in parallel:
+``Delay`` holds one back without holding up the others, and the recorded times show the overlap.
+
+    with FakeAnthropic(conversations={"alpha": [write_file("a.txt", "a"), Delay(2, Text("done"))],
+                                      "beta": [Text("beta done")]}) as api:
+        run `claude -p "alpha: ..."` and `claude -p "beta: ..."` at once ...
+        assert api.turns("alpha")[1].overlaps(api.turns("beta")[0])
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from agentproxy.testing.scripted_server import ScriptedServer
+from agentproxy.testing.scripted_server import POSITIONAL, ScriptedServer, resolve
 
 _CWD_MARKER = "Primary working directory:"
 SIDE_REPLY_TEXT = "Fake session"
@@ -33,6 +44,10 @@ class CapturedRequest:
     path: str
     body: dict[str, Any]
     side: bool = False
+    conversation: str = POSITIONAL  # the key whose script answered it; "" for the positional script
+    received_at: float = 0.0  # time.monotonic() when it arrived
+    # time.monotonic() once the reply's last byte is written; None while pending (or never: Hang).
+    answered_at: float | None = field(default=None, compare=False)
 
     @property
     def cwd(self) -> str:
@@ -46,15 +61,16 @@ class CapturedRequest:
     @property
     def last_user_text(self) -> str:
         """What the user said last, without the CLI's injected <system-reminder> blocks."""
-        return "\n".join(
-            block.get("text", "")
-            for block in self._last_user_blocks()
-            if block.get("type") == "text" and not block.get("text", "").startswith("<system-reminder>")
-        )
+        return _spoken_text(_user_turns(self.body)[-1:])
+
+    @property
+    def first_user_text(self) -> str:
+        """What the user said first (the task): the same for every request of one CLI session."""
+        return _spoken_text(_user_turns(self.body)[:1])
 
     @property
     def tool_results(self) -> list[dict[str, Any]]:
-        return [block for block in self._last_user_blocks() if block.get("type") == "tool_result"]
+        return [block for turn in _user_turns(self.body)[-1:] for block in turn if block.get("type") == "tool_result"]
 
     @property
     def tools(self) -> list[str]:
@@ -64,15 +80,32 @@ class CapturedRequest:
     def system_text(self) -> str:
         return "\n".join(_texts(self.body.get("system")))
 
-    def _last_user_blocks(self) -> list[dict[str, Any]]:
-        # `messages` may hold {"role": "system"} entries: the last *user* one is the turn's input.
-        for message in reversed(self.body.get("messages") or []):
-            if message.get("role") == "user":
-                content = message.get("content")
-                if isinstance(content, str):
-                    return [{"type": "text", "text": content}]
-                return [block for block in content or [] if isinstance(block, dict)]
-        return []
+    def overlaps(self, other: CapturedRequest) -> bool:
+        """Both were in flight at once: each arrived before the other's reply was out."""
+        if self.answered_at is None or other.answered_at is None:
+            return False
+        return self.received_at < other.answered_at and other.received_at < self.answered_at
+
+
+def _user_turns(body: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+    """The content blocks of each user message; `messages` may also hold {"role": "system"} entries."""
+    turns = []
+    for message in body.get("messages") or []:
+        if message.get("role") == "user":
+            content = message.get("content")
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+            turns.append([block for block in blocks if isinstance(block, dict)])
+    return turns
+
+
+def _spoken_text(turns: list[list[dict[str, Any]]]) -> str:
+    """The text blocks of ``turns`` without the CLI's injected <system-reminder> blocks."""
+    return "\n".join(
+        block.get("text", "")
+        for turn in turns
+        for block in turn
+        if block.get("type") == "text" and not block.get("text", "").startswith("<system-reminder>")
+    )
 
 
 def _texts(content: Any) -> list[str]:
@@ -136,7 +169,15 @@ class Hang:
     seconds: float
 
 
-Reply = Text | ToolUse | Turn | Error | Hang | Callable[[CapturedRequest], "Reply"]
+@dataclass(frozen=True)
+class Delay:
+    """``reply`` after ``seconds`` of silence; other requests are served meanwhile, closing the fake drops it."""
+
+    seconds: float
+    reply: Reply
+
+
+Reply = Text | ToolUse | Turn | Error | Hang | Delay | Callable[[CapturedRequest], "Reply"]
 
 
 def is_side_request(body: Mapping[str, Any]) -> bool:
@@ -150,23 +191,44 @@ class FakeAnthropic(ScriptedServer[CapturedRequest, Reply]):
 
     ``requests`` holds the main-loop calls (each consumed one scripted reply), ``side_requests``
     the CLI's side calls (answered with SIDE_REPLY_TEXT), so counts in tests stay deterministic.
+    ``conversations`` maps a key to its own script: a main-loop request whose first user text
+    contains the key (the first key that does, in the order given) takes its replies from it, and
+    ``default`` once it runs out; the positional ``replies`` answer requests no key matches.
     """
 
-    def __init__(self, *replies: Reply, default: Reply | None = None) -> None:
-        super().__init__(replies, default or Text("done"), _handler_for(self), "fake-anthropic")
+    def __init__(
+        self,
+        *replies: Reply,
+        default: Reply | None = None,
+        conversations: Mapping[str, Iterable[Reply]] | None = None,
+    ) -> None:
+        super().__init__(replies, default or Text("done"), _handler_for(self), "fake-anthropic", conversations)
         self.side_requests: list[CapturedRequest] = []
 
     def describe(self, request: CapturedRequest) -> str:
-        return request.last_user_text[:60]
+        text = request.last_user_text[:60]
+        return f"{request.conversation}: {text}" if request.conversation else text
+
+    def turns(self, conversation: str) -> list[CapturedRequest]:
+        """The main-loop requests of one conversation, in arrival order."""
+        with self._cond:
+            return [request for request in self.requests if request.conversation == conversation]
 
     def _take(self, path: str, body: dict[str, Any]) -> tuple[CapturedRequest, Reply]:
-        request = CapturedRequest(path=path, body=body, side=is_side_request(body))
+        conversation = self.conversation_of(_spoken_text(_user_turns(body)[:1]))
+        request = CapturedRequest(path, body, is_side_request(body), conversation, received_at=time.monotonic())
         if request.side:
             self.record(request, scripted=False, into=self.side_requests)
             return request, Text(SIDE_REPLY_TEXT)
-        reply = self.record(request)
+        reply = self.record(request, conversation=conversation)
         assert reply is not None
         return request, reply
+
+    def _answered(self, request: CapturedRequest) -> None:
+        with self._cond:
+            # The one field set after recording: requests stay frozen for the tests that read them.
+            object.__setattr__(request, "answered_at", time.monotonic())
+            self._cond.notify_all()
 
 
 def _new_id(prefix: str) -> str:
@@ -273,10 +335,20 @@ def _handler_for(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                 self._send_json(200, {})
 
         def _answer(self, request: CapturedRequest, reply: Reply) -> None:
+            if isinstance(reply, Delay):
+                if fake.closing.wait(reply.seconds):
+                    self.close_connection = True
+                else:
+                    self._answer(request, resolve(reply.reply, request))
+                return
             if isinstance(reply, Hang):
                 fake.closing.wait(reply.seconds)
                 self.close_connection = True
                 return
+            self._send_reply(request, reply)
+            fake._answered(request)
+
+        def _send_reply(self, request: CapturedRequest, reply: Reply) -> None:
             if isinstance(reply, Error):
                 error = {"type": "error", "error": {"type": reply.error_type, "message": reply.message}}
                 self._send_json(reply.status, error)

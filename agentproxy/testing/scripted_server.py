@@ -1,10 +1,11 @@
 """What the fake APIs share: a local HTTP server on a random port, run as a context manager,
-answering from a per-test script of replies and recording every request it answers."""
+answering from per-test scripts of replies and recording every request it answers."""
 
 from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -12,13 +13,24 @@ from typing import Any, Generic, TypeVar
 R = TypeVar("R")  # a request as the fake records it
 P = TypeVar("P")  # a scripted reply
 HOST = "127.0.0.1"
+POSITIONAL = ""  # the conversation key of the positional script: requests no conversation claims
 
 
 class ScriptedServer(Generic[R, P]):
-    """Replies are consumed in order; when they run out, ``default`` answers every request."""
+    """Replies are consumed in order, one script per conversation; when a script runs out,
+    ``default`` answers. Conversations let concurrent clients each follow their own script."""
 
-    def __init__(self, replies: tuple[P, ...], default: P, handler: type[BaseHTTPRequestHandler], name: str) -> None:
-        self._replies: collections.deque[P] = collections.deque(replies)
+    def __init__(
+        self,
+        replies: tuple[P, ...],
+        default: P,
+        handler: type[BaseHTTPRequestHandler],
+        name: str,
+        conversations: Mapping[str, Iterable[P]] | None = None,
+    ) -> None:
+        self._scripts: dict[str, collections.deque[P]] = {POSITIONAL: collections.deque(replies)}
+        for key, script in (conversations or {}).items():
+            self._scripts.setdefault(key, collections.deque()).extend(script)
         self._default = default
         self._cond = threading.Condition()
         self.closing = threading.Event()  # a hanging reply waits on this, so closing cuts it short
@@ -46,9 +58,15 @@ class ScriptedServer(Generic[R, P]):
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def add(self, *replies: P) -> None:
+    def add(self, *replies: P, conversation: str = POSITIONAL) -> None:
+        """Append to a conversation's script; a new key starts a conversation (matched after older ones)."""
         with self._cond:
-            self._replies.extend(replies)
+            self._scripts.setdefault(conversation, collections.deque()).extend(replies)
+
+    def conversation_of(self, text: str) -> str:
+        """The first conversation key (in the order given) found in ``text``, else POSITIONAL."""
+        with self._cond:
+            return next((key for key in self._scripts if key and key in text), POSITIONAL)
 
     def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[R]:
         """Block until ``n`` requests arrived; TimeoutError (naming what did arrive) if not."""
@@ -58,15 +76,23 @@ class ScriptedServer(Generic[R, P]):
                 raise TimeoutError(f"{len(seen)} of {n} requests after {timeout}s: {seen}")
             return list(self.requests)
 
-    def record(self, request: R, scripted: bool = True, into: list[R] | None = None) -> P | None:
-        """Keep the request; the next reply (callables resolved on it) when the script answers it."""
+    def record(
+        self, request: R, scripted: bool = True, into: list[R] | None = None, conversation: str = POSITIONAL
+    ) -> P | None:
+        """Keep the request; when scripted, the next reply of its conversation (callables resolved on it)."""
         with self._cond:
             (self.requests if into is None else into).append(request)
-            reply: Any = (self._replies.popleft() if self._replies else self._default) if scripted else None
+            script = self._scripts.get(conversation)
+            reply: Any = (script.popleft() if script else self._default) if scripted else None
             self._cond.notify_all()
-        while callable(reply):
-            reply = reply(request)
-        return reply
+        return resolve(reply, request)
 
     def describe(self, request: R) -> str:
         return repr(request)[:80]
+
+
+def resolve(reply: Any, request: Any) -> Any:
+    """A scripted reply may be a function of the request (or return one): call until it is data."""
+    while callable(reply):
+        reply = reply(request)
+    return reply

@@ -4,16 +4,37 @@ path, crashed actors restarted with their work re-sent, crash loops escalated, n
 from __future__ import annotations
 
 import os
+import queue
 import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pykka
 import pytest
+from agentproxy.actors import supervisor
+from agentproxy.actors.base import DISPATCHER, Directory
+from agentproxy.actors.clarifier import Clarifier
 from agentproxy.actors.claude_worker import ClaudeWorker
 from agentproxy.actors.verifier import Verifier
 
 from agentproxy import config
-from agentproxy.messages import ActorRestarted, AgentLine, Event, Review, SessionFinished, SubtaskFinished
+from agentproxy.messages import (
+    ActorFailed,
+    ActorRestarted,
+    AgentLine,
+    AgentPaused,
+    Ask,
+    Event,
+    Restarted,
+    Review,
+    SessionFinished,
+    StartWorker,
+    StopWorker,
+    SubtaskFinished,
+)
 from agentproxy.runtime import ActorClasses, run_task
 from agentproxy.store import SessionStore
 
@@ -159,8 +180,8 @@ def test_resuming_a_plan_runs_only_the_unfinished_subtasks(scripted_options) -> 
     from agentproxy.sessions import Resumption, resumption
 
     options = scripted_options(WRITE_AND_FINISH, checks=("test -f hello.py",))
-    first, _ = run("1. Create hello.py\n2. Create hello.py again", options)
-    assert first.status == "done"
+    first, _ = run("1. Create hello.py\n2. Explain hello.py", options)
+    assert first.status == "done", first.reason
     plan = Plan(
         subtasks=[
             Subtask(id="1", title="one", instructions="a"),
@@ -208,3 +229,130 @@ def test_an_agent_that_dies_mid_turn_fails_the_subtask_with_its_exit_code(script
     finished = [e for e in events if isinstance(e, SubtaskFinished)]
     assert finished and "exited with code 3" in finished[0].reason
     assert child_pids() == []
+
+
+# -- the watchdog counts only the agent's own time ----------------------------------------------
+
+SILENCE_S = 1.5
+ASK_THEN_WRITE = [
+    [
+        {"ask": {"question": "Which greeting?", "options": [{"label": "hello"}, {"label": "hi"}]}},
+        {"write": {"path": "hello.py", "content": "print('{answer}')\n"}},
+        {"result": "Created hello.py."},
+    ]
+]
+
+
+class SlowClarifier(Clarifier):
+    """Answers after the agent's silence limit has passed."""
+
+    def on_ask(self, ask: Ask) -> None:
+        time.sleep(2 * SILENCE_S)
+        super().on_ask(ask)
+
+
+def test_an_agent_waiting_on_a_slow_clarifier_is_not_silent(scripted_options) -> None:
+    options = scripted_options(ASK_THEN_WRITE, checks=("test -f hello.py",), silence_timeout_s=SILENCE_S)
+    outcome, _ = run("Create hello.py", options, classes=ActorClasses(clarifier=SlowClarifier))
+    assert outcome.status == "done", outcome.reason
+
+
+def test_an_agent_paused_for_a_limit_longer_than_its_silence_is_not_silent(scripted_options) -> None:
+    limited_then_write = [[{"error": {"status": 429, "text": "rate limit reached"}}], *WRITE_AND_FINISH]
+    options = scripted_options(
+        limited_then_write,
+        checks=("test -f hello.py",),
+        silence_timeout_s=SILENCE_S,
+        rate_limit_first_wait_s=2 * SILENCE_S,
+    )
+    outcome, events = run("Create hello.py", options)
+    assert outcome.status == "done", outcome.reason
+    assert [e.wait_s > SILENCE_S for e in events if isinstance(e, AgentPaused)] == [True]
+
+
+# -- restarts wait out their backoff without blocking the Supervisor ----------------------------
+
+BACKOFF_S = 1.0
+
+
+class Probe(pykka.ThreadingActor):
+    """Stands in for an actor: keeps what it is told."""
+
+    use_daemon_thread = True
+
+    def __init__(self, inbox: queue.Queue[Any]) -> None:
+        super().__init__()
+        self.inbox = inbox
+
+    def on_receive(self, message: Any) -> None:
+        self.inbox.put(message)
+
+
+@dataclass
+class Tree:
+    directory: Directory
+    supervisor: pykka.ActorRef
+    started: list[str]  # the worker instances the Supervisor started, by name
+    dispatcher: queue.Queue[Any]  # what the Dispatcher was told
+
+    def crash(self, name: str) -> None:
+        """What a crashed worker does: it stops, and its on_failure reports the crash."""
+        ref = self.directory.get(name)
+        assert ref is not None
+        ref.stop()
+        self.supervisor.tell(ActorFailed(name=name, error="injected crash"))
+
+
+@pytest.fixture
+def tree(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tree]:
+    monkeypatch.setattr(supervisor, "BACKOFF_BASE_S", BACKOFF_S)
+    directory = Directory()
+    started: list[str] = []
+    dispatcher: queue.Queue[Any] = queue.Queue()
+
+    def start_worker(name: str) -> pykka.ActorRef:
+        started.append(name)
+        return Probe.start(queue.Queue())
+
+    directory.bind(DISPATCHER, Probe.start(dispatcher))
+    ref = supervisor.Supervisor.start(directory, {}, start_worker)
+    yield Tree(directory, ref, started, dispatcher)
+    ref.stop(timeout=10)
+
+
+def test_a_crashed_worker_is_restarted_after_its_backoff_while_other_workers_are_served_at_once(tree: Tree) -> None:
+    tree.supervisor.ask(StartWorker(name="worker:1"))
+    crashed = tree.directory.get("worker:1")
+    tree.crash("worker:1")
+    began = time.monotonic()
+    tree.supervisor.ask(StartWorker(name="worker:2"), timeout=BACKOFF_S / 2)
+    tree.supervisor.ask(StopWorker(name="worker:2"), timeout=BACKOFF_S / 2)
+    assert time.monotonic() - began < BACKOFF_S / 2
+    assert tree.dispatcher.get(timeout=5 * BACKOFF_S) == Restarted(name="worker:1")
+    assert time.monotonic() - began >= BACKOFF_S
+    restarted = tree.directory.get("worker:1")
+    assert restarted is not None and restarted != crashed and restarted.is_alive()
+    assert tree.started == ["worker:1", "worker:2", "worker:1"]
+
+
+@pytest.mark.parametrize("stop_first", [False, True], ids=["crash-then-stop", "stop-then-crash"])
+def test_a_worker_stopped_before_its_restart_is_not_restarted(tree: Tree, stop_first: bool) -> None:
+    tree.supervisor.ask(StartWorker(name="worker:1"))
+    if stop_first:  # the Dispatcher ended the subtask just as the worker crashed
+        tree.supervisor.ask(StopWorker(name="worker:1"))
+        tree.supervisor.tell(ActorFailed(name="worker:1", error="injected crash"))
+    else:
+        tree.crash("worker:1")
+        tree.supervisor.ask(StopWorker(name="worker:1"))
+    with pytest.raises(queue.Empty):
+        tree.dispatcher.get(timeout=2 * BACKOFF_S)
+    assert tree.started == ["worker:1"] and tree.directory.get("worker:1") is None
+
+
+def test_a_supervisor_stopped_during_a_backoff_restarts_nothing(tree: Tree) -> None:
+    tree.supervisor.ask(StartWorker(name="worker:1"))
+    tree.crash("worker:1")
+    tree.supervisor.ask(StartWorker(name="worker:2"))  # the crash was handled: its restart is due
+    tree.supervisor.stop(timeout=10)
+    time.sleep(2 * BACKOFF_S)
+    assert tree.started == ["worker:1", "worker:2"]

@@ -3,14 +3,28 @@ expects, so the supervisor's integration tests can script the model instead of p
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
-from agentproxy.testing.fake_anthropic import CapturedRequest, Error, FakeAnthropic, Text, ToolUse
+from agentproxy.testing.fake_anthropic import (
+    CapturedRequest,
+    Delay,
+    Error,
+    FakeAnthropic,
+    Reply,
+    Text,
+    ToolUse,
+    write_file,
+)
 
 CLAUDE_BIN = find_claude_bin() or "claude"
 RUN_TIMEOUT_S = 60
@@ -21,7 +35,7 @@ def run_claude(
 ) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str], Path]:
     """One headless `claude -p` run in a fresh cwd; returns (stdout events, process, cwd)."""
     cwd = tmp_path / "work"
-    cwd.mkdir(exist_ok=True)
+    cwd.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         [CLAUDE_BIN, "-p", prompt, "--output-format", "stream-json", "--verbose", *flags],
         cwd=cwd,
@@ -33,6 +47,16 @@ def run_claude(
     )
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     return events, proc, cwd
+
+
+Run = tuple[list[dict[str, Any]], subprocess.CompletedProcess[str], Path]
+
+
+def run_claudes_at_once(api: FakeAnthropic, tmp_path: Path, prompts: dict[str, str], *flags: str) -> dict[str, Run]:
+    """One `claude -p` per key, all started together, each in its own directory under tmp_path / key."""
+    with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
+        runs = {key: pool.submit(run_claude, api, tmp_path / key, prompt, *flags) for key, prompt in prompts.items()}
+        return {key: run.result() for key, run in runs.items()}
 
 
 def result_of(events: list[dict[str, Any]], proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -183,3 +207,116 @@ def test_side_requests_do_not_consume_the_script(tmp_path: Path) -> None:
     assert "fix the login bug" in title_request.last_user_text
     assert [r.last_user_text for r in api.requests] == ["remember me", ""]
     assert api.requests[1].tool_results
+
+
+# A wrong route must show: whatever no conversation claims gets an error, not a plausible "done".
+UNROUTED = Error(500, message="no conversation matched")
+
+
+def test_two_clis_at_once_each_follow_their_own_conversation(tmp_path: Path) -> None:
+    conversations: dict[str, list[Reply]] = {
+        key: [write_file(f"{key}.txt", f"from {key}\n"), Text(f"{key} done")] for key in ("alpha", "beta")
+    }
+    with FakeAnthropic(default=UNROUTED, conversations=conversations) as api:
+        runs = run_claudes_at_once(
+            api, tmp_path, {"alpha": "alpha: write your file", "beta": "beta: write yours"}, "--allowedTools", "Write"
+        )
+
+    for key, (events, proc, cwd) in runs.items():
+        result = result_of(events, proc)
+        assert result["is_error"] is False, result
+        assert result["result"] == f"{key} done"
+        assert [path.name for path in cwd.glob("*.txt")] == [f"{key}.txt"]
+        assert (cwd / f"{key}.txt").read_text() == f"from {key}\n"
+        first, follow_up = api.turns(key)
+        assert first.cwd == follow_up.cwd == str(cwd)
+        assert follow_up.tool_results and not follow_up.tool_results[0].get("is_error")
+    assert len(api.requests) == 4
+
+
+def test_delayed_replies_to_two_clis_are_in_flight_together(tmp_path: Path) -> None:
+    delay_s = 2.0
+    conversations = {key: [Delay(delay_s, Text(f"{key} done"))] for key in ("alpha", "beta")}
+    with FakeAnthropic(default=UNROUTED, conversations=conversations) as api:
+        runs = run_claudes_at_once(api, tmp_path, {"alpha": "alpha: take your time", "beta": "beta: you too"})
+
+    for key, (events, proc, _) in runs.items():
+        assert result_of(events, proc)["result"] == f"{key} done"
+    [alpha], [beta] = api.turns("alpha"), api.turns("beta")
+    assert alpha.overlaps(beta)
+    for turn in (alpha, beta):
+        assert turn.answered_at is not None and turn.answered_at - turn.received_at >= delay_s
+
+
+def test_a_resumed_session_continues_its_conversation(tmp_path: Path) -> None:
+    conversations = {"alpha": [Text("alpha 1"), Text("alpha 2")], "beta": [Text("beta 1")]}
+    with FakeAnthropic(default=UNROUTED, conversations=conversations) as api:
+        events, proc, _ = run_claude(api, tmp_path, "alpha: start")
+        session_id = result_of(events, proc)["session_id"]
+        events, proc, _ = run_claude(api, tmp_path, "go on, beta is not your name", "--resume", session_id)
+
+    assert result_of(events, proc)["result"] == "alpha 2"
+    assert [request.conversation for request in api.requests] == ["alpha", "alpha"]
+    assert api.requests[1].first_user_text == "alpha: start"
+
+
+# Plain HTTP below, no CLI: the routing rules one by one, in milliseconds.
+
+# The CLI opens the first user message with reminders; one naming a key must not route the request.
+REMINDER = {"type": "text", "text": "<system-reminder>\nalpha and beta are keys\n</system-reminder>\n"}
+
+
+def reply_text(api: FakeAnthropic, first_user_text: str, *later_user_texts: str) -> str:
+    """The text of the fake's answer to a main-loop call whose history opens with first_user_text."""
+    messages = [{"role": "user", "content": [REMINDER, {"type": "text", "text": first_user_text}]}]
+    for text in later_user_texts:
+        messages += [{"role": "assistant", "content": "ok"}, {"role": "user", "content": text}]
+    body = {"model": "claude-fake", "max_tokens": 64, "tools": [{"name": "Write"}], "messages": messages}
+    request = urllib.request.Request(
+        f"{api.url}/v1/messages", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        [block] = json.load(response)["content"]
+    return block["text"]
+
+
+def test_the_first_user_text_picks_the_conversation_and_the_rest_take_the_positional_script() -> None:
+    conversations = {"alpha": [Text("alpha 1"), Text("alpha 2")], "beta": [Text("beta 1")]}
+    with FakeAnthropic(Text("positional 1"), conversations=conversations) as api:
+        assert reply_text(api, "alpha: build it") == "alpha 1"
+        assert reply_text(api, "beta: test it") == "beta 1"
+        assert reply_text(api, "alpha: build it", "now tell beta") == "alpha 2"
+        assert reply_text(api, "gamma: nobody's") == "positional 1"
+        assert reply_text(api, "beta: test it", "more") == "done"
+
+    assert [request.conversation for request in api.requests] == ["alpha", "beta", "alpha", "", "beta"]
+
+
+def test_add_extends_a_conversation_or_starts_one() -> None:
+    with FakeAnthropic(Text("positional 1"), conversations={"alpha": [Text("alpha 1")]}) as api:
+        api.add(Text("alpha 2"), conversation="alpha")
+        api.add(Text("gamma 1"), conversation="gamma")
+        assert reply_text(api, "alpha") == "alpha 1"
+        assert reply_text(api, "alpha") == "alpha 2"
+        assert reply_text(api, "gamma") == "gamma 1"
+        assert reply_text(api, "delta") == "positional 1"
+
+
+def test_delays_do_not_hold_up_other_requests() -> None:
+    conversations = {key: [Delay(0.5, Text(f"{key} late"))] for key in ("alpha", "beta")}
+    with FakeAnthropic(conversations=conversations) as api, ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(lambda key: reply_text(api, key), ["alpha", "beta"])) == ["alpha late", "beta late"]
+
+    [alpha], [beta] = api.turns("alpha"), api.turns("beta")
+    assert alpha.overlaps(beta)
+    assert alpha.answered_at is not None and alpha.answered_at - alpha.received_at >= 0.5
+
+
+def test_closing_the_fake_cuts_a_delay_short() -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with FakeAnthropic(default=Delay(60, Text("too late"))) as api:
+            pending = pool.submit(reply_text, api, "alpha")
+            api.wait_for_requests(1)
+        with pytest.raises(http.client.RemoteDisconnected):
+            pending.result(timeout=5)
+    assert api.requests[0].answered_at is None

@@ -1,0 +1,277 @@
+"""Integrator: the one owner of the run's git work, off the Dispatcher's thread.
+
+In place (one subtask at a time in the user's tree) it sets the user's uncommitted changes apart at
+the start and commits the run's work at the end. Isolated (subtasks side by side) it gives each
+subtask a worktree on ``agentproxy/<session>/<subtask>`` under the data directory, merges each
+verified branch into ``agentproxy/<session>/result`` in an integration worktree, one merge at a
+time (while an agent resolves a conflict there, the next merges wait), and lands the verified
+result on the user's branch. Worktrees of merged work are removed; a failed subtask's are kept.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from pathlib import Path
+from typing import Any
+
+from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
+
+from agentproxy import config
+from agentproxy.errors import WorkspaceError
+from agentproxy.messages import (
+    BeginRun,
+    Committed,
+    Integrate,
+    Integrated,
+    Land,
+    LandDone,
+    Landed,
+    MakeTree,
+    MergeConflicted,
+    Merged,
+    Notice,
+    Release,
+    RunBase,
+    TreeReady,
+    WorktreeCreated,
+    WorktreeRemoved,
+)
+from agentproxy.secret_files import exclusion_warning
+from agentproxy.workspace import Workspace
+from agentproxy.worktrees import CONFLICT, RESULT, SessionWorktrees, run_git
+
+_UNSAFE_IN_BRANCH = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class Integrator(SupervisedActor):
+    def __init__(self, name: str, directory: Directory, working_dir: Path) -> None:
+        super().__init__(name, directory)
+        self.working_dir = working_dir
+        self.session_id = ""
+        self.task = ""
+        self.worktrees: SessionWorktrees | None = None  # None: in place
+        self.user_branch = ""
+        self.in_integration: set[str] = set()  # subtasks working in the integration worktree itself
+        self.merging: str | None = None  # the subtask whose merge an agent is resolving
+        self.waiting: collections.deque[Integrate] = collections.deque()
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case BeginRun():
+                self.reply(self.begin(message))
+            case MakeTree():
+                self.reply(self.make_tree(message))
+            case Integrate():
+                self.on_integrate(message)
+            case Land(task=task):
+                self.reply(self.land(task))
+            case Release(status=status):
+                return self.release_run(status)
+        return None
+
+    def reply(self, message: Any) -> None:
+        self.directory.tell(DISPATCHER, message)
+
+    # -- the start -------------------------------------------------------------------------
+
+    def begin(self, begin: BeginRun) -> RunBase:
+        self.session_id, self.task = begin.session_id, begin.task
+        workspace = Workspace(self.working_dir)
+        try:
+            self.set_apart(workspace, begin.task)
+            base, self.user_branch = workspace.head(), workspace.branch()
+            if begin.isolated:
+                self.worktrees = SessionWorktrees(self.working_dir, config.worktrees_dir(begin.session_id), begin.session_id)
+                self.create(RESULT, base)
+                if begin.resumed:
+                    self.worktrees.abort_merge(RESULT)  # a conflict pa was stopped in is resolved afresh
+            return RunBase(commit=base, branch=self.user_branch, tree=workspace.tree_of(base))
+        except WorkspaceError as exc:
+            return RunBase(commit="", branch="", error=str(exc))
+
+    def set_apart(self, workspace: Workspace, task: str) -> None:
+        """Commit what the user left uncommitted, so the agents' diffs, reviews and commits are their own."""
+        try:
+            commit = workspace.commit_all(f"agentproxy: uncommitted changes found before: {commit_subject(task)}")
+        except WorkspaceError as exc:
+            self.record(Notice(level="warning", text=f"could not set your uncommitted changes apart: {exc}"))
+            return
+        finally:
+            self.warn_excluded(workspace)
+        if commit:
+            self.record(Notice(text=f"your uncommitted changes were committed first, as {commit[:10]}"))
+
+    # -- trees -----------------------------------------------------------------------------
+
+    def make_tree(self, make: MakeTree) -> TreeReady:
+        try:
+            if self.worktrees is None:
+                return TreeReady(
+                    subtask_id=make.subtask_id,
+                    cwd=str(self.working_dir),
+                    base_commit=Workspace(self.working_dir).head(),
+                )
+            if make.integration:
+                self.in_integration.add(make.subtask_id)
+                return TreeReady(
+                    subtask_id=make.subtask_id,
+                    cwd=str(self.worktrees.path(RESULT)),
+                    base_commit=self.worktrees.head(RESULT),
+                )
+            name = branch_name(make.subtask_id)
+            cwd = self.create(name, self.worktrees.head(RESULT), subtask_id=make.subtask_id)
+            return TreeReady(subtask_id=make.subtask_id, cwd=str(cwd), base_commit=self.worktrees.head(name))
+        except WorkspaceError as exc:
+            return TreeReady(subtask_id=make.subtask_id, error=str(exc))
+
+    def create(self, name: str, start: str, subtask_id: str = RESULT) -> Path:
+        assert self.worktrees is not None
+        existed = name in self.worktrees.listed()
+        cwd = self.worktrees.create(name, start)
+        if not existed:
+            self.record(
+                WorktreeCreated(subtask_id=subtask_id, branch=self.worktrees.branch(name), path=str(cwd), start=start)
+            )
+        return cwd
+
+    # -- merging ---------------------------------------------------------------------------
+
+    def on_integrate(self, integrate: Integrate) -> None:
+        if self.merging is not None and not integrate.conclude:
+            self.waiting.append(integrate)  # the integration worktree is busy with a conflict
+            return
+        self.reply(self.integrate(integrate))
+        while self.merging is None and self.waiting:
+            self.reply(self.integrate(self.waiting.popleft()))
+
+    def integrate(self, integrate: Integrate) -> Integrated:
+        sid = integrate.subtask_id
+        try:
+            if self.worktrees is None:
+                return Integrated(subtask_id=sid)  # in place: the run's work is committed once, when it lands
+            if integrate.conclude:
+                return self.conclude(integrate)
+            if sid in self.in_integration:
+                return Integrated(subtask_id=sid, commit=self.commit(self.worktrees.path(RESULT), integrate.title))
+            return self.merge(integrate)
+        except WorkspaceError as exc:
+            return Integrated(subtask_id=sid, error=str(exc))
+
+    def merge(self, integrate: Integrate) -> Integrated:
+        assert self.worktrees is not None
+        name = branch_name(integrate.subtask_id)
+        self.commit(self.worktrees.path(name), integrate.title)
+        branch = self.worktrees.branch(name)
+        outcome = self.worktrees.merge(RESULT, branch, f"agentproxy: merge {integrate.subtask_id}: {integrate.title}")
+        if outcome.conflicted:
+            self.merging = integrate.subtask_id
+            self.record(MergeConflicted(subtask_id=integrate.subtask_id, files=outcome.conflicted))
+            return Integrated(subtask_id=integrate.subtask_id, conflicted=outcome.conflicted)
+        return self.merged(integrate.subtask_id, outcome.commit or self.worktrees.head(RESULT))
+
+    def conclude(self, integrate: Integrate) -> Integrated:
+        """An agent resolved the conflicts in the integration worktree: commit the merge."""
+        assert self.worktrees is not None
+        if left := self.worktrees.markers_left(RESULT):
+            return Integrated(subtask_id=integrate.subtask_id, conflicted=left, error="conflict markers are left")
+        commit = self.worktrees.conclude_merge(RESULT, f"agentproxy: merge {integrate.subtask_id}: {integrate.title}")
+        self.merging = None
+        if integrate.subtask_id == RESULT:
+            return Integrated(subtask_id=RESULT, commit=commit)  # the user's branch, merged in before landing
+        return self.merged(integrate.subtask_id, commit)
+
+    def merged(self, subtask_id: str, commit: str) -> Integrated:
+        assert self.worktrees is not None
+        name = branch_name(subtask_id)
+        self.record(Merged(subtask_id=subtask_id, branch=self.worktrees.branch(name), commit=commit))
+        self.remove(name, subtask_id)
+        return Integrated(subtask_id=subtask_id, commit=commit)
+
+    def commit(self, cwd: Path, title: str) -> str:
+        workspace = Workspace(cwd)
+        try:
+            return workspace.commit_all(f"agentproxy: {commit_subject(title)}") or ""
+        finally:
+            self.warn_excluded(workspace)
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def land(self, task: str) -> LandDone:
+        try:
+            if self.worktrees is None:
+                return LandDone(landed=self.commit_in_place(task))
+            result = self.worktrees.branch(RESULT)
+            # Where the user's branch and the result parted: the run's base, unless the branch moved since.
+            base = run_git(self.working_dir, "merge-base", self.user_branch, result).strip()
+            landing = self.worktrees.land(self.user_branch, base)
+            if landing.how == "kept" and landing.reason == CONFLICT:
+                self.merging = RESULT
+                conflicted = self.worktrees.conflicted(RESULT)
+                self.record(MergeConflicted(subtask_id=RESULT, files=conflicted))
+                return LandDone(conflicted=conflicted)
+        except WorkspaceError as exc:
+            return LandDone(error=str(exc))
+        landed = Landed(
+            how=landing.how,  # type: ignore[arg-type]
+            branch=self.user_branch,
+            commit=landing.commit or "",
+            reason=landing.reason,
+            command=landing.command,
+        )
+        self.record(landed)
+        return LandDone(landed=landed)
+
+    def commit_in_place(self, task: str) -> Landed:
+        workspace = Workspace(self.working_dir)
+        message = f"agentproxy: {commit_subject(task)}\n\nSession {self.session_id}.\n"
+        try:
+            commit = workspace.commit_all(message)
+        finally:
+            self.warn_excluded(workspace)
+        if commit:
+            self.record(Committed(commit=commit, message=message.splitlines()[0]))
+        return Landed(how="committed", branch=self.user_branch, commit=commit or "")
+
+    def release_run(self, status: str) -> list[str]:
+        """Remove what is merged or landed; keep the rest, listed. The kept worktrees' paths."""
+        if self.worktrees is None:
+            if status != "done" and Workspace(self.working_dir).has_changes():
+                self.record(
+                    Notice(level="warning", text=f"changes left uncommitted in {self.working_dir} for inspection")
+                )
+            return []
+        try:
+            kept = self.worktrees.listed()
+            result = kept.pop(RESULT, None)
+            if result is not None:
+                self.worktrees.remove(RESULT, keep_branch=status != "done")
+            if status == "done" and not kept:
+                self.worktrees.remove_all()
+        except WorkspaceError as exc:
+            self.record(Notice(level="warning", text=f"could not clean the worktrees up: {exc}"))
+            return []
+        if kept:
+            listing = "\n".join(f"  {name}: {path}" for name, path in sorted(kept.items()))
+            hint = f"pa -s {self.session_id} resumes them, pa -s {self.session_id} --discard removes them"
+            self.record(Notice(level="warning", text=f"worktrees kept for inspection ({hint}):\n{listing}"))
+        return [str(path) for path in kept.values()]
+
+    def remove(self, name: str, subtask_id: str) -> None:
+        assert self.worktrees is not None
+        self.worktrees.remove(name)
+        self.record(WorktreeRemoved(subtask_id=subtask_id))
+
+    def warn_excluded(self, workspace: Workspace) -> None:
+        if workspace.excluded:
+            self.record(Notice(level="warning", text=exclusion_warning(workspace.excluded)))
+
+
+def branch_name(subtask_id: str) -> str:
+    """A subtask id as the last part of a branch name (git refuses spaces, `..`, `~`, `:` and more)."""
+    return _UNSAFE_IN_BRANCH.sub("-", subtask_id).strip(".-") or "subtask"
+
+
+def commit_subject(task: str, limit: int = 60) -> str:
+    first = " ".join(task.split())
+    return first if len(first) <= limit else first[: limit - 1] + "…"

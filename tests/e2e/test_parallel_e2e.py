@@ -1,0 +1,186 @@
+"""Several agents at once: `pa` drives REAL Claude Code CLIs against the fake API, one scripted
+conversation per subtask, each agent in its own git worktree; the verified work is merged and lands
+on the user's branch, or stays on the run's integration branch when part of it failed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentproxy.testing.claude_env import isolated_claude_env, pa_argv
+from agentproxy.testing.fake_anthropic import CapturedRequest, Delay, FakeAnthropic, Text, ToolUse, write_file
+from agentproxy.testing.fake_gemini import FakeGemini, Json
+
+GEMINI_KEY = "AIzaSy-e2e-parallel-key-0123456789"
+RESOLVE_KEY = "A git merge in this directory stopped on conflicts"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    directory = tmp_path / "project"
+    directory.mkdir()
+    git(directory, "init", "-q", "-b", "main")
+    (directory / "README.md").write_text("# project\n")
+    git(directory, "add", "-A")
+    git(directory, "commit", "-q", "-m", "start")
+    return directory
+
+
+def git(directory: Path, *args: str) -> str:
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    return subprocess.run(
+        ["git", *identity, *args], cwd=directory, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def pa(
+    api: FakeAnthropic, tmp_path: Path, task: str, *flags: str, env: dict[str, str] | None = None
+) -> tuple[int, list[dict[str, Any]], str]:
+    """Run `pa` to the end; its exit code, its events and its stderr."""
+    done = subprocess.run(
+        pa_argv(tmp_path / "project", task, *flags),
+        env={
+            **isolated_claude_env(api.url, tmp_path / "claude-home"),
+            "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home"),
+            **(env or {}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert events and events[-1]["kind"] == "session_finished", done.stderr[-3000:]
+    return done.returncode, events, done.stderr
+
+
+def of_kind(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [event for event in events if event["kind"] == kind]
+
+
+def finished(events: list[dict[str, Any]]) -> dict[str, str]:
+    return {event["subtask_id"]: event["status"] for event in of_kind(events, "subtask_finished")}
+
+
+def session_branches(project: Path) -> list[str]:
+    return git(project, "branch", "--list", "agentproxy/*", "--format=%(refname:short)").split()
+
+
+def worktrees(project: Path) -> list[str]:
+    return [line for line in git(project, "worktree", "list", "--porcelain").splitlines() if line.startswith("worktree ")]
+
+
+def part(number: int, total: int, title: str) -> str:
+    """What only that subtask's agent is told (every prompt holds the overall task): its conversation's key."""
+    return f"Your part ({number} of {total}): {title}"
+
+
+def writes(name: str, content: str, delay_s: float = 0.0) -> list[Any]:
+    """An agent that writes one file (after a delay) and says it is done."""
+    first = write_file(name, content)
+    return [Delay(delay_s, first) if delay_s else first, Text(f"Wrote {name}.")]
+
+
+def test_three_independent_subtasks_run_at_once_and_land_on_the_users_branch(project: Path, tmp_path: Path) -> None:
+    names = ("alpha", "beta", "gamma")
+    conversations = {
+        part(i, 3, f"write {n}.txt"): writes(f"{n}.txt", f"{n}\n", delay_s=2.0) for i, n in enumerate(names, 1)
+    }
+    start = git(project, "rev-parse", "HEAD")
+    with FakeAnthropic(conversations=conversations) as api:
+        code, events, stderr = pa(api, tmp_path, "Add three files:\n" + "".join(f"- write {n}.txt\n" for n in names))
+        delayed = [api.turns(key)[0] for key in conversations]
+    assert code == 0, stderr[-2000:]
+    assert all(a.overlaps(b) for a in delayed for b in delayed if a is not b)  # the three turns ran at once
+    assert finished(events) == {"1": "done", "2": "done", "3": "done"}
+    for name in names:
+        assert (project / f"{name}.txt").read_text() == f"{name}\n"
+    assert git(project, "merge-base", "--is-ancestor", start, "HEAD") == ""  # fast-forwarded onto main
+    assert git(project, "status", "--porcelain") == ""
+    assert session_branches(project) == [] and len(worktrees(project)) == 1  # nothing left behind
+    landed = of_kind(events, "landed")
+    assert [(e["how"], e["branch"]) for e in landed] == [("fast-forward", "main")]
+    created = of_kind(events, "worktree_created")
+    assert {e["subtask_id"] for e in created} == {"result", "1", "2", "3"}
+    assert all(not Path(e["path"]).is_relative_to(project) for e in created)  # never inside the user's tree
+
+
+def test_a_chain_runs_in_order_and_the_second_sees_the_firsts_files(project: Path, tmp_path: Path) -> None:
+    def second(request: CapturedRequest) -> ToolUse:
+        seen = "saw first" if (Path(request.cwd) / "first.txt").exists() else "no first"
+        return write_file("second.txt", f"{seen}\n")
+
+    conversations = {
+        part(1, 2, "write first.txt"): writes("first.txt", "1\n"),
+        part(2, 2, "write second.txt"): [second, Text("Wrote second.txt.")],
+    }
+    with FakeAnthropic(conversations=conversations) as api:
+        code, events, stderr = pa(api, tmp_path, "1. write first.txt\n2. write second.txt")
+    assert code == 0, stderr[-2000:]
+    assert (project / "second.txt").read_text() == "saw first\n"
+    started = [e["subtask_id"] for e in of_kind(events, "subtask_started")]
+    assert started.index("2") > started.index("1")
+    assert session_branches(project) == []
+
+
+def test_two_subtasks_editing_the_same_lines_are_merged_by_a_resolving_agent(project: Path, tmp_path: Path) -> None:
+    (project / "greeting.txt").write_text("hello\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "greeting")
+    conversations = {  # the resolver's prompt holds the overall task too: its key is tried first
+        RESOLVE_KEY: [write_file("greeting.txt", "hello, world\nbonjour le monde\n"), Text("Resolved.")],
+        part(1, 2, "greet in english"): writes("greeting.txt", "hello, world\n", delay_s=1.0),
+        part(2, 2, "greet in french"): writes("greeting.txt", "bonjour le monde\n", delay_s=1.0),
+    }
+    no_markers = "! grep -q '^<<<<<<<' greeting.txt"
+    with FakeAnthropic(conversations=conversations) as api:
+        code, events, stderr = pa(
+            api, tmp_path, "Greet:\n- greet in english\n- greet in french", "--check", no_markers
+        )
+        resolver_prompt = api.turns(RESOLVE_KEY)[0].first_user_text
+    assert code == 0, stderr[-2000:]
+    assert (project / "greeting.txt").read_text() == "hello, world\nbonjour le monde\n"
+    conflicted = of_kind(events, "merge_conflicted")
+    assert len(conflicted) == 1 and conflicted[0]["files"] == ["greeting.txt"]
+    assert "greet in english" in resolver_prompt and "greet in french" in resolver_prompt  # both intents
+    assert "greeting.txt" in resolver_prompt
+    assert {e["subtask_id"] for e in of_kind(events, "merged")} == {"1", "2"}
+    final_checks = [e for e in of_kind(events, "checks_ran") if e["subtask_id"] == "final"]
+    assert final_checks and [v["kind"] for v in final_checks[-1]["verdicts"]] == ["passed"]
+    assert session_branches(project) == [] and len(worktrees(project)) == 1
+
+
+def test_a_failed_subtask_blocks_its_dependents_while_independent_work_is_kept(
+    project: Path, tmp_path: Path
+) -> None:
+    plan = {
+        "subtasks": [
+            {"id": "good", "title": "Good", "instructions": "write good.txt"},
+            {"id": "bad", "title": "Bad", "instructions": "write bad.txt"},
+            {"id": "after", "title": "After bad", "instructions": "write after.txt", "depends_on": ["bad"]},
+        ]
+    }
+    conversations = {
+        part(1, 3, "Good"): writes("good.txt", "good\n"),
+        part(2, 3, "Bad"): [Text("Done, all good."), Text("Done, really.")],  # claims work it never did
+    }
+    start = git(project, "rev-parse", "HEAD")
+    with FakeAnthropic(conversations=conversations) as api, FakeGemini(Json(plan), default=Json(PASSED)) as gemini:
+        env = {"GEMINI_API_KEY": GEMINI_KEY, "GOOGLE_GEMINI_BASE_URL": gemini.url}
+        code, events, stderr = pa(api, tmp_path, "Write the files", env=env)
+        assert not [r for r in api.requests if "After bad" in r.first_user_text]  # its agent never started
+    assert code == 1
+    assert finished(events) == {"good": "done", "bad": "failed", "after": "blocked"}, of_kind(events, "subtask_finished")
+    assert git(project, "rev-parse", "HEAD") == start and not (project / "good.txt").exists()  # untouched
+    session = events[0]["session_id"]
+    result = f"agentproxy/{session}/result"
+    assert git(project, "show", f"{result}:good.txt") == "good"  # the verified part is kept
+    kept = [e["text"] for e in of_kind(events, "notice") if "worktrees kept" in e["text"]]
+    assert kept and "bad" in kept[0]
+    assert set(session_branches(project)) == {result, f"agentproxy/{session}/bad"}
+
+
+PASSED = {"passed": True, "findings": ["meets the criteria"]}
