@@ -124,7 +124,7 @@ class AgentTurns:
 
     def ask_for_agent(self: Dispatcher, state: SubtaskState, question: str) -> None:
         """The review found the agent's final message to be a question: the Clarifier answers it."""
-        from agentproxy.questions import question_from_text  # lazy: see claude_worker.warm_up
+        from agentproxy.questions import question_from_text  # lazy: see agentproxy.agents.clarifications.warm_up
 
         assert self.run is not None
         state.questions_answered += 1

@@ -22,6 +22,7 @@ from typing import Any
 import pykka
 from agentproxy.actors.agent_turns import AgentTurns
 from agentproxy.actors.base import INTEGRATOR, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
+from agentproxy.actors.merging import RUN, Merging
 
 from agentproxy.messages import (
     AgentCanStart,
@@ -30,12 +31,12 @@ from agentproxy.messages import (
     BeginRun,
     Cancel,
     Escalated,
-    Integrate,
     Integrated,
-    Land,
+    Interrupt,
     LandDone,
     MakeTree,
     Msg,
+    Notice,
     Plan,
     PlanMade,
     PlanReady,
@@ -51,19 +52,18 @@ from agentproxy.messages import (
     RunTask,
     SessionFinished,
     SessionStatus,
+    Spent,
     StopWorker,
     SubtaskDone,
     SubtaskFinished,
     SubtaskStarted,
     TreeReady,
 )
+from agentproxy.budget import Budget
 from agentproxy.options import RunOptions
-from agentproxy.run_plan import FINAL_ID, RunPlan, SubtaskState
-from agentproxy.subtask_prompts import MARKERS_LEFT, final_subtask, fix_subtask, resolve_subtask
+from agentproxy.run_plan import RunPlan, SubtaskState
 
 RELEASE_TIMEOUT_S = 60.0  # removing worktrees is quick; a stuck git is not waited for longer
-RUN = "run"  # the key of a request about the whole run, not one subtask
-RESULT = "result"  # the integration branch: merging the user's branch into it before landing
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class RunOutcome:
     commit: str | None = None
 
 
-class Dispatcher(AgentTurns, SupervisedActor):
+class Dispatcher(AgentTurns, Merging, SupervisedActor):
     def __init__(
         self,
         name: str,
@@ -94,7 +94,8 @@ class Dispatcher(AgentTurns, SupervisedActor):
         self.landed_commit: str | None = None
         self.fixes = 0
         self.outstanding: dict[str, dict[str, Msg]] = {}  # actor name -> key -> the request not answered yet
-        self.cost_usd = 0.0
+        self.cost_usd = 0.0  # the agents'
+        self.budget = Budget(options.max_budget_usd)  # the agents' and the brain's
         self.started_at = time.monotonic()
         self.finished = False
 
@@ -126,6 +127,8 @@ class Dispatcher(AgentTurns, SupervisedActor):
                 self.on_integrated(message)
             case LandDone():
                 self.on_land_done(message)
+            case Spent(usd=usd, by=by):
+                self.on_spent(usd, by)
             case Restarted(name=name):
                 self.on_restarted(name)
             case Escalated(name=name, reason=reason):
@@ -228,7 +231,6 @@ class Dispatcher(AgentTurns, SupervisedActor):
     def on_subtask_done(self, done: SubtaskDone) -> None:
         assert self.run is not None
         state = self.plan[done.subtask_id]
-        self.cost_usd += done.cost_usd
         state.agent_session_id = done.agent_session_id or state.agent_session_id
         self.done_with(state.worker, state.id)
         if not done.ok:
@@ -258,106 +260,18 @@ class Dispatcher(AgentTurns, SupervisedActor):
         else:
             self.judge(state, review)
 
-    def on_verified(self, state: SubtaskState) -> None:
-        state.verified = True
-        if state.kind != "resolve":  # a resolver keeps its agent until its merge is concluded
-            self.directory.tell(SUPERVISOR, StopWorker(name=state.worker))
-        self.integrate(state)
-
-    def integrate(self, state: SubtaskState) -> None:
-        state.status = "merging"
-        if state.kind == "resolve":
-            merged = self.plan.get(state.merges)
-            title = merged.subtask.title if merged is not None else "your branch"
-            self.send(INTEGRATOR, state.id, Integrate(subtask_id=state.merges, title=title, conclude=True))
-        else:
-            self.send(INTEGRATOR, state.id, Integrate(subtask_id=state.id, title=state.subtask.title))
-
-    def on_integrated(self, integrated: Integrated) -> None:
-        resolver = self.plan.get(resolver_id(integrated.subtask_id))
-        if resolver is not None and resolver.status == "merging":
-            self.on_resolved(resolver, integrated)
-            return
-        state = self.plan[integrated.subtask_id]
-        self.done_with(INTEGRATOR, state.id)
-        if integrated.conflicted:
-            self.start_resolver(state.id, integrated.conflicted)
-        elif integrated.error:
-            self.end_subtask(state, "failed", f"its work could not be merged: {integrated.error}")
-        else:
-            self.end_subtask(state, "done")
-
-    def start_resolver(self, merging_id: str, files: list[str]) -> None:
-        assert self.run is not None
-        merging = self.plan.get(merging_id)
-        merged = [s.subtask for s in self.plan.planned() if s.status == "done"]
-        subtask = resolve_subtask(
-            self.run.task, resolver_id(merging_id), merging.subtask if merging else None, merged, files
-        )
-        self.start_subtask(self.plan.add(SubtaskState(subtask=subtask, kind="resolve", merges=merging_id)))
-
-    def on_resolved(self, resolver: SubtaskState, integrated: Integrated) -> None:
-        """The Integrator concluded (or refused to conclude) the merge a resolver worked on."""
-        self.done_with(INTEGRATOR, resolver.id)
-        if integrated.conflicted and resolver.attempt <= self.options.max_attempts:
-            self.follow_up(resolver, MARKERS_LEFT.format(files=", ".join(integrated.conflicted)), counts=True)
-        elif integrated.conflicted or integrated.error:
-            self.end_subtask(resolver, "failed", integrated.error or "conflict markers are left")
-        elif resolver.merges == RESULT:
-            self.end_subtask(resolver, "done", then_schedule=False)
-            self.land()  # the user's branch is merged into the result: land it now
-        else:
-            self.end_subtask(resolver, "done", then_schedule=False)
-            self.end_subtask(self.plan[resolver.merges], "done")
-
-    # -- the whole -------------------------------------------------------------------------
-
-    def conclude(self) -> None:
-        """Nothing left to run: end on a failure, else verify the whole (isolated) and land it."""
-        assert self.run is not None
-        if unfinished := self.plan.unfinished():
-            failed = [s for s in unfinished if s.status == "failed"] or unfinished
-            first = failed[0]
-            more = f" (and {len(unfinished) - 1} more unfinished)" if len(unfinished) > 1 else ""
-            self.finish("failed", f"subtask {first.id} ({first.subtask.title}) {first.status}: {first.reason}{more}")
-        elif self.isolated and self.plan.get(FINAL_ID) is None:
-            planned = [s.subtask for s in self.plan.planned()]
-            self.make_tree(self.plan.add(SubtaskState(subtask=final_subtask(self.run.task, planned), kind="final")))
-        else:
-            self.land()
-
-    def on_final_review(self, final: SubtaskState, review: ReviewDone) -> None:
-        assert self.run is not None
-        if review.verdict.passed:
-            final.status = "done"
-            self.land()
-            return
-        self.fixes += 1
-        if self.fixes > self.options.max_attempts:
-            findings = "; ".join(review.verdict.findings) or "the final review failed"
-            self.finish("failed", f"the merged result still fails after {self.options.max_attempts} fixes: {findings}")
-            return
-        final.status = "waiting"  # for the fix; then the whole is reviewed again
-        fix = fix_subtask(self.run.task, self.fixes, review.verdict.follow_up, review.verdict.findings)
-        self.start_subtask(self.plan.add(SubtaskState(subtask=fix, kind="fix")))
-
-    def after_fix(self) -> None:
-        """A fix subtask's work is committed in the integration worktree: review the whole again."""
-        self.make_tree(self.plan[FINAL_ID])
-
-    def land(self) -> None:
-        assert self.run is not None
-        self.send(INTEGRATOR, RUN, Land(task=self.run.task))
-
-    def on_land_done(self, done: LandDone) -> None:
-        self.done_with(INTEGRATOR, RUN)
-        if done.conflicted:
-            self.start_resolver("result", done.conflicted)
-        elif done.error:
-            self.finish("failed", f"the verified result could not land: {done.error}")
-        else:
-            self.landed_commit = done.landed.commit if done.landed is not None else None
-            self.finish("done")
+    def on_spent(self, usd: float, by: str) -> None:
+        if by == "agent":
+            self.cost_usd += usd
+        match self.budget.spend(usd):
+            case "warn":
+                self.record(Notice(level="warning", text=f"spent {self.budget.describe()}; the run stops at 100%"))
+            case "over":
+                reason = f"the budget is spent: {self.budget.describe()}"
+                for state in self.plan:
+                    if state.status == "running":  # the agent's session is kept: pa -s ID resumes it
+                        self.directory.tell(state.worker, Interrupt(reason=reason))
+                self.finish("budget", reason)
 
     # -- ending subtasks -------------------------------------------------------------------
 
@@ -409,7 +323,7 @@ class Dispatcher(AgentTurns, SupervisedActor):
         self.finished = True
         assert self.run is not None
         for state in self.plan:
-            if state.status in ("running", "reviewing", "asking"):
+            if state.status in ("running", "reviewing", "asking") and status != "budget":  # budget: interrupted
                 self.directory.tell(state.worker, Cancel(reason=reason or status))
         self.release_trees(status)
         duration = time.monotonic() - self.started_at
@@ -426,7 +340,3 @@ class Dispatcher(AgentTurns, SupervisedActor):
         # Should it not answer in time, the worktrees stay: pa -s ID --discard removes them.
         with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
             self.directory.ask(INTEGRATOR, Release(status=status), timeout=RELEASE_TIMEOUT_S)
-
-
-def resolver_id(merging_id: str) -> str:
-    return f"merge-{merging_id}"

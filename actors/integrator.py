@@ -82,7 +82,9 @@ class Integrator(SupervisedActor):
             self.set_apart(workspace, begin.task)
             base, self.user_branch = workspace.head(), workspace.branch()
             if begin.isolated:
-                self.worktrees = SessionWorktrees(self.working_dir, config.worktrees_dir(begin.session_id), begin.session_id)
+                self.worktrees = SessionWorktrees(
+                    self.working_dir, config.worktrees_dir(begin.session_id), begin.session_id
+                )
                 self.create(RESULT, base)
                 if begin.resumed:
                     self.worktrees.abort_merge(RESULT)  # a conflict pa was stopped in is resolved afresh

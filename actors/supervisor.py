@@ -6,20 +6,33 @@ was waiting on the old instance sends its request again. More than ``intensity``
 name within ``period_s`` seconds is a crash loop: the Supervisor stops restarting it and tells the
 Dispatcher ``Escalated``, which ends the session with the reason. The Dispatcher's own crash
 escalates at once: its record of outstanding work died with it (the session stays resumable).
+A restart waits out its backoff on a timer that tells the Supervisor ``RestartDue``: the mailbox stays
+free for other workers meanwhile, and a StopWorker of the name before then cancels the restart.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
 from agentproxy.actors.base import CONTEXT_KEEPER, DISPATCHER, SUPERVISOR, WORKER_PREFIX, Directory
 
-from agentproxy.messages import ActorFailed, ActorRestarted, Escalated, Record, Restarted, StartWorker, StopWorker
+from agentproxy.messages import (
+    ActorFailed,
+    ActorRestarted,
+    Escalated,
+    Record,
+    RestartDue,
+    Restarted,
+    StartWorker,
+    StopWorker,
+)
 
 # Starts one actor under a name and returns its ref.
 Factory = Callable[[str], pykka.ActorRef]
@@ -30,6 +43,13 @@ BACKOFF_MAX_S = 2.0
 # they get the time that takes. Any other actor may be stuck in a brain call: it is not waited for.
 STOP_TIMEOUT_S = 15.0
 QUICK_STOP_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class PendingRestart:
+    timer: threading.Timer
+    error: str
+    restarts: int  # of the name within the period, this one included
 
 
 class Supervisor(pykka.ThreadingActor):
@@ -53,6 +73,7 @@ class Supervisor(pykka.ThreadingActor):
         self.period_s = period_s
         self.on_escalate = on_escalate
         self.crashes: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self.restarts_due: dict[str, PendingRestart] = {}
         # Bound here, on the caller's thread, so the tree is addressable as soon as start() returns.
         self.directory.bind(SUPERVISOR, self.actor_ref)
         for name in self.factories:
@@ -61,17 +82,23 @@ class Supervisor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         match message:
             case StartWorker(name=name):
+                self.cancel_restart(name)
                 self.directory.bind(name, self.worker_factory(name))
                 return True
             case StopWorker(name=name):
+                self.cancel_restart(name)  # its work ended: a restart now would be a zombie
                 ref = self.directory.unbind(name)
                 if ref is not None:
                     ref.stop(block=False)
             case ActorFailed(name=name, error=error):
                 self.on_actor_failed(name, error)
+            case RestartDue(name=name):
+                self.restart(name)
         return None
 
     def on_actor_failed(self, name: str, error: str) -> None:
+        if name.startswith(WORKER_PREFIX) and self.directory.get(name) is None:
+            return  # stopped by a StopWorker before its crash was reported: its work has ended
         now = time.monotonic()
         crashes = self.crashes[name]
         crashes.append(now)
@@ -80,12 +107,22 @@ class Supervisor(pykka.ThreadingActor):
         if name == DISPATCHER or len(crashes) > self.intensity:
             self.escalate(name, error)
             return
-        time.sleep(min(BACKOFF_BASE_S * 2 ** (len(crashes) - 1), BACKOFF_MAX_S))
+        backoff_s = min(BACKOFF_BASE_S * 2 ** (len(crashes) - 1), BACKOFF_MAX_S)
+        timer = threading.Timer(backoff_s, _tell_quietly, args=(self.actor_ref, RestartDue(name=name)))
+        timer.daemon = True
+        self.cancel_restart(name)
+        self.restarts_due[name] = PendingRestart(timer=timer, error=error, restarts=len(crashes))
+        timer.start()
+
+    def restart(self, name: str) -> None:
+        due = self.restarts_due.pop(name, None)
+        if due is None:
+            return  # cancelled after its timer had fired
         factory = self.worker_factory if name.startswith(WORKER_PREFIX) else self.factories[name]
         self.directory.bind(name, factory(name))
         self.directory.tell(
             CONTEXT_KEEPER,
-            Record(event=ActorRestarted(actor=name, reason=error, restarts=len(crashes))),
+            Record(event=ActorRestarted(actor=name, reason=due.error, restarts=due.restarts)),
         )
         for other in self.directory.names():
             if other not in (name, SUPERVISOR):
@@ -98,8 +135,15 @@ class Supervisor(pykka.ThreadingActor):
         if not told_dispatcher and self.on_escalate is not None:
             self.on_escalate(name, reason)
 
+    def cancel_restart(self, name: str) -> None:
+        due = self.restarts_due.pop(name, None)
+        if due is not None:
+            due.timer.cancel()
+
     def on_stop(self) -> None:
-        """Stop children in reverse start order (workers first), each bounded."""
+        """Cancel the restarts due, then stop children in reverse start order (workers first), each bounded."""
+        for name in list(self.restarts_due):
+            self.cancel_restart(name)
         names = [n for n in self.directory.names() if n != SUPERVISOR]
         names.sort(
             key=lambda n: (
@@ -113,3 +157,9 @@ class Supervisor(pykka.ThreadingActor):
                 holds_resources = name.startswith(WORKER_PREFIX) or name == CONTEXT_KEEPER
                 with contextlib.suppress(pykka.Timeout):
                     ref.stop(block=True, timeout=STOP_TIMEOUT_S if holds_resources else QUICK_STOP_TIMEOUT_S)
+
+
+def _tell_quietly(ref: pykka.ActorRef, message: RestartDue) -> None:
+    """A backoff timer may fire after the Supervisor stopped: its message then goes nowhere."""
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)

@@ -253,6 +253,15 @@ def pa(
             ),
         ),
     ] = 4,
+    max_budget_usd: Annotated[
+        float | None,
+        typer.Option(
+            "--max-budget-usd",
+            metavar="USD",
+            min=0.0,
+            help="Stop the run when its agents and brain together have spent this much (warns at 80%).",
+        ),
+    ] = None,
     check_parallel: Annotated[
         int,
         typer.Option(

@@ -18,7 +18,7 @@ from agentproxy.sessions import Resumption, resumption
 from agentproxy.store import check_store
 from agentproxy.workspace import check_repo_state, prepare_workdir
 
-EXIT_CODES = {"done": 0, "failed": 1, "interrupted": 130}
+EXIT_CODES = {"done": 0, "failed": 1, "budget": 1, "interrupted": 130}
 # A task file bigger than this is a mistake (a log, a binary, /dev/zero), not a task.
 MAX_TASK_BYTES = 1_000_000
 
@@ -96,6 +96,7 @@ def run_from_cli(args: dict[str, Any]) -> int:
         ask_human_timeout_s=args["ask_human_timeout"],
         rate_limit_max_wait_s=args["max_rate_limit_wait"],
         parallel=args["parallel"],
+        max_budget_usd=args["max_budget_usd"],
         check_parallel=args["check_parallel"],
     )
     view = JsonView() if args["output"].value == "json" else TextView()

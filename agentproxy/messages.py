@@ -623,6 +623,19 @@ class Cancel(Msg, tag="cancel", frozen=True):
     reason: str = "cancelled"
 
 
+class Spent(Msg, tag="spent", frozen=True):
+    """A worker (at each turn's result) or the brain -> Dispatcher: money spent, counted against the budget."""
+
+    usd: float
+    by: Literal["agent", "brain"] = "agent"
+
+
+class Interrupt(Msg, tag="interrupt", frozen=True):
+    """Dispatcher -> ClaudeWorker: stop the agent's turn through the control protocol (its session is kept)."""
+
+    reason: str
+
+
 class StartWorker(Msg, tag="start_worker", frozen=True):
     """Dispatcher -> Supervisor (ask): start a ClaudeWorker under supervision."""
 

@@ -36,5 +36,6 @@ class RunOptions:
     stuck_repeats: int = 4  # the same tool call with the same result this many times in a row is a loop
     rate_limit_max_wait_s: float = 6 * 3600.0  # the longest one pause for a rate or usage limit may last
     rate_limit_first_wait_s: float = 30.0  # the first pause when the limit does not say when it lifts
+    max_budget_usd: float | None = None  # agents and brain together; over it the run stops with status budget
     parallel: int = 4  # agents at once, each in its own worktree; 1: one subtask at a time in the user's tree
     check_parallel: int = 0  # subtasks whose checks run at once; 0: the number of cores

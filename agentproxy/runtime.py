@@ -35,7 +35,18 @@ from agentproxy.actors.supervisor import Supervisor
 from agentproxy.actors.verifier import Verifier
 from agentproxy.brain import Brain, OfflineBrain
 from agentproxy.knowledge import KnowledgeBoard
-from agentproxy.messages import AnyEvent, Cancel, GetContext, Notice, OpenSession, Record, RunTask, SessionStarted
+from agentproxy.messages import (
+    AnyEvent,
+    BrainCalled,
+    Cancel,
+    GetContext,
+    Notice,
+    OpenSession,
+    Record,
+    RunTask,
+    SessionStarted,
+    Spent,
+)
 from agentproxy.options import RunOptions
 from agentproxy.secret_files import exclusion_warning
 from agentproxy.sessions import Resumption
@@ -110,6 +121,11 @@ def _run(
     def record(event: AnyEvent) -> None:
         directory.tell(CONTEXT_KEEPER, Record(event=event))
 
+    def brain_event(event: AnyEvent) -> None:
+        record(event)
+        if isinstance(event, BrainCalled) and event.cost_usd:
+            directory.tell(DISPATCHER, Spent(usd=event.cost_usd, by="brain"))  # against the run's budget
+
     factories: dict[str, Callable[[str], pykka.ActorRef]] = {
         CONTEXT_KEEPER: lambda name: classes.context_keeper.start(
             name, directory, store_path or config.store_path(), subscribers, board, redactor
@@ -133,7 +149,7 @@ def _run(
             RunOutcome(session_id=session_id, status="failed", reason=f"the {name} actor kept crashing: {reason}")
         ),
     )
-    brain.events.connect(record)
+    brain.events.connect(brain_event)
     try:
         screenshots = [str(p) for p in options.screenshots]
         session_id = directory.ask(

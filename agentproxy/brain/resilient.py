@@ -3,6 +3,8 @@
 A failed call (BrainError, or no answer within ``deadline_s``) is answered by the offline brain
 and reported; after ``max_failures`` failures in a row the primary is given up for the rest of
 the session, with a visible warning, so that an outage does not cost a timeout per question.
+The Planner, Clarifier and Verifier call it from their threads at once: its counters are under a lock,
+never held during a call.
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ class ResilientBrain:
         self.deadline_s = deadline_s
         self.failures_in_a_row = 0
         self.given_up = False
+        self._lock = threading.Lock()  # guards failures_in_a_row and given_up
         self.events: EventSink = primary.events
 
     @property
     def name(self) -> str:
-        return f"{self.offline.name} ({self.primary.name} unavailable)" if self.given_up else self.primary.name
+        with self._lock:
+            given_up = self.given_up
+        return f"{self.offline.name} ({self.primary.name} unavailable)" if given_up else self.primary.name
 
     def plan(self, task: str, knowledge: Knowledge) -> Plan:
         return self._either("plan", lambda b: b.plan(task, knowledge))
@@ -50,23 +55,30 @@ class ResilientBrain:
         return self._either("judge", lambda b: b.judge_tool(tool_name, tool_input, situation))
 
     def _either(self, purpose: BrainPurpose, call: Callable[[Brain], T]) -> T:
-        if self.given_up:
+        with self._lock:
+            given_up = self.given_up
+        if given_up:
             return call(self.offline)
         try:
             result = _within(self.deadline_s, lambda: call(self.primary))
         except BrainError as exc:
-            self.failures_in_a_row += 1
-            self.given_up = self.failures_in_a_row >= self.max_failures
+            failures, gives_up = self._failed()
             reason = str(exc)
-            if self.given_up:
-                reason += (
-                    f"; {self.failures_in_a_row} failures in a row:"
-                    " the offline brain decides for the rest of the session"
-                )
-            self.events(BrainFellBack(purpose=purpose, reason=reason, for_rest_of_session=self.given_up))
+            if gives_up:
+                reason += f"; {failures} failures in a row: the offline brain decides for the rest of the session"
+            self.events(BrainFellBack(purpose=purpose, reason=reason, for_rest_of_session=gives_up))
             return call(self.offline)
-        self.failures_in_a_row = 0
+        with self._lock:
+            self.failures_in_a_row = 0
         return result
+
+    def _failed(self) -> tuple[int, bool]:
+        """Count a failure: the failures in a row, and whether this one gives the primary up."""
+        with self._lock:
+            self.failures_in_a_row += 1
+            gives_up = not self.given_up and self.failures_in_a_row >= self.max_failures
+            self.given_up = self.given_up or gives_up
+            return self.failures_in_a_row, gives_up
 
 
 def _within(deadline_s: float, call: Callable[[], T]) -> T:
