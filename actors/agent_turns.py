@@ -71,6 +71,7 @@ class AgentTurns:
             task=self.run.task,
             resume_agent_session=self.resumed_session(state),
             env=state.env,
+            cost_so_far_usd=state.agent_cost_usd,
         )
         self.send(state.worker, state.id, request)
 
@@ -153,4 +154,5 @@ class AgentTurns:
             task=self.run.task,
             resume_agent_session=state.agent_session_id,
             env=state.env,
+            cost_so_far_usd=state.agent_cost_usd,
         )

@@ -36,10 +36,13 @@ from agentproxy.messages import (
     Answer,
     Cancel,
     FollowUp,
+    Interrupt,
+    Notice,
     PauseOver,
     Restarted,
     RunSubtask,
     SpawnAgent,
+    Spent,
     Stuck,
     SubtaskDone,
     ToolVerdict,
@@ -64,7 +67,6 @@ class ClaudeWorker(SupervisedActor):
         self.spawned_idle = False  # a process started by SpawnAgent waits for its first turn
         self.agent_session_id: str | None = None
         self.turn_open = False  # a turn was sent and its outcome not yet reported
-        self.unreported_cost_usd = 0.0
         self.activity = turns.AgentActivity(options.stuck_repeats)
         self.clarifications = Clarifications(name, options, self.activity)  # what awaits the Clarifier
         over = functools.partial(_tell_quietly, self.actor_ref)  # on the pause's timer thread
@@ -96,6 +98,8 @@ class ClaudeWorker(SupervisedActor):
             case Restarted(name=name) if name == CLARIFIER:
                 for request in self.clarifications.requests():
                     self.directory.tell(CLARIFIER, request)
+            case Interrupt(reason=reason):
+                self.on_interrupt(reason)
             case Cancel(reason=reason):
                 self.fail_turn(reason)
         return None
@@ -111,6 +115,7 @@ class ClaudeWorker(SupervisedActor):
         ready = self.spawned_idle and self.process is not None and self.process.alive and self.project_env == run.env
         self.spawned_idle = False
         self.take_subtask(run.subtask.id, run.task, run.cwd, run.env, run.resume_agent_session)
+        self.activity.session_cost_usd = max(self.activity.session_cost_usd, run.cost_so_far_usd)
         self.start_turn(run.prompt, fresh_process=not ready)
 
     def take_subtask(self, subtask_id: str, task: str, cwd: str, env: dict[str, str], resume: str | None) -> None:
@@ -200,12 +205,19 @@ class ClaudeWorker(SupervisedActor):
     def on_init(self, init: wire.SystemLine) -> None:
         if not init.session_id or init.session_id == self.agent_session_id:
             return
+        if self.agent_session_id is not None:
+            self.activity.session_cost_usd = 0.0  # a new agent session: its running total starts again
         self.agent_session_id = session = init.session_id
         self.directory.tell(DISPATCHER, AgentSessionOpened(subtask_id=self.subtask_id, agent_session_id=session))
         self.record(AgentStarted(subtask_id=self.subtask_id, agent_session_id=session, model=init.model, cwd=init.cwd))
 
     def on_result(self, result: wire.ResultLine) -> None:
-        self.unreported_cost_usd += result.total_cost_usd
+        spent = Spent(
+            usd=self.activity.turn_cost_usd,
+            subtask_id=self.subtask_id,
+            session_total_usd=self.activity.session_cost_usd,
+        )
+        self.directory.tell(DISPATCHER, spent)
         if not self.turn_open:
             return
         if (refocus := self.activity.refocus_turn()) is not None:
@@ -269,11 +281,15 @@ class ClaudeWorker(SupervisedActor):
         self.report(SubtaskDone(subtask_id=self.subtask_id, ok=False, reason=reason))
 
     def report(self, done: SubtaskDone) -> None:
-        """Close the turn and tell the Dispatcher how it went, with what it cost."""
+        """Close the turn and tell the Dispatcher how it went."""
         self.turn_open = False
-        done = msgspec.structs.replace(done, agent_session_id=self.agent_session_id, cost_usd=self.unreported_cost_usd)
-        self.unreported_cost_usd = 0.0
-        self.directory.tell(DISPATCHER, done)
+        self.directory.tell(DISPATCHER, msgspec.structs.replace(done, agent_session_id=self.agent_session_id))
+
+    def on_interrupt(self, reason: str) -> None:
+        """Stop the turn through the control protocol: the CLI ends it and keeps the session, resumable."""
+        if self.turn_open and self.process is not None and self.process.alive:
+            self.record(Notice(level="warning", text=f"interrupting the agent of {self.subtask_id}: {reason}"))
+            self._send(wire.interrupt("supervisor"))
 
     # -- questions -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from agentproxy.actors.agent_turns import AgentTurns
 from agentproxy.actors.base import INTEGRATOR, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
 from agentproxy.actors.merging import RUN, Merging
 
+from agentproxy.budget import Budget
 from agentproxy.messages import (
     AgentCanStart,
     AgentSessionOpened,
@@ -59,7 +60,6 @@ from agentproxy.messages import (
     SubtaskStarted,
     TreeReady,
 )
-from agentproxy.budget import Budget
 from agentproxy.options import RunOptions
 from agentproxy.run_plan import RunPlan, SubtaskState
 
@@ -127,8 +127,8 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
                 self.on_integrated(message)
             case LandDone():
                 self.on_land_done(message)
-            case Spent(usd=usd, by=by):
-                self.on_spent(usd, by)
+            case Spent():
+                self.on_spent(message)
             case Restarted(name=name):
                 self.on_restarted(name)
             case Escalated(name=name, reason=reason):
@@ -154,6 +154,7 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
         self.plan = RunPlan(plan.subtasks)
         for state in self.plan:
             state.agent_session_id = self.run.agent_sessions.get(state.id)
+            state.agent_cost_usd = self.run.agent_costs.get(state.id, 0.0)
             if state.id in self.run.done_subtasks:
                 state.status = "done"
                 # Recorded again, so that this run's events alone say what is done if it stops too.
@@ -260,10 +261,12 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
         else:
             self.judge(state, review)
 
-    def on_spent(self, usd: float, by: str) -> None:
-        if by == "agent":
-            self.cost_usd += usd
-        match self.budget.spend(usd):
+    def on_spent(self, spent: Spent) -> None:
+        if spent.by == "agent":
+            self.cost_usd += spent.usd
+            if (state := self.plan.get(spent.subtask_id)) is not None:
+                state.agent_cost_usd = max(state.agent_cost_usd, spent.session_total_usd)
+        match self.budget.spend(spent.usd):
             case "warn":
                 self.record(Notice(level="warning", text=f"spent {self.budget.describe()}; the run stops at 100%"))
             case "over":

@@ -394,6 +394,7 @@ class RunTask(Msg, tag="run_task", frozen=True):
     done_subtasks: list[str] = []  # when resuming: ids already finished
     verified_subtasks: list[str] = []  # when resuming: ids whose work passed review but was not merged yet
     agent_sessions: dict[str, str] = {}  # when resuming: subtask id -> its agent session
+    agent_costs: dict[str, float] = {}  # when resuming: subtask id -> what its agent session has cost so far
     resume_agent_session: str | None = None  # continuing a one-subtask session with new work
 
 
@@ -419,6 +420,7 @@ class RunSubtask(Msg, tag="run_subtask", frozen=True):
     task: str = ""
     resume_agent_session: str | None = None
     env: dict[str, str] = {}  # the project's environment (its virtualenv, node_modules/.bin), set up for its checks
+    cost_so_far_usd: float = 0.0  # the resumed agent session's running total, so that its turns are not counted twice
 
 
 class SpawnAgent(Msg, tag="spawn_agent", frozen=True):
@@ -485,7 +487,6 @@ class SubtaskDone(Msg, tag="subtask_done", frozen=True):
     reason: str = ""
     summary: str = ""
     agent_session_id: str | None = None
-    cost_usd: float = 0.0  # the agent's cost since its last report
 
 
 class Ask(Msg, tag="ask", frozen=True):
@@ -628,6 +629,8 @@ class Spent(Msg, tag="spent", frozen=True):
 
     usd: float
     by: Literal["agent", "brain"] = "agent"
+    subtask_id: str = ""
+    session_total_usd: float = 0.0  # the agent session's running total: a resumed agent starts from it
 
 
 class Interrupt(Msg, tag="interrupt", frozen=True):

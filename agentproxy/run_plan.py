@@ -35,6 +35,7 @@ class SubtaskState:
     base_commit: str = ""  # where its tree started: the review reads the diff from here
     base_tree: str = ""  # git's id of the base's files: the base's check results are kept under it
     env: dict[str, str] = field(default_factory=dict)  # the project's environment, for the agent
+    agent_cost_usd: float = 0.0  # its agent session's running total: a resumed agent goes on from it
     verified: bool = False  # its work passed review (merging may still be ahead)
     told_nothing_changed: bool = False
     check_failures: list[str] = field(default_factory=list)  # what failed, per review, newest last

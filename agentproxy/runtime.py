@@ -190,6 +190,7 @@ def _run(
                 done_subtasks=list(resume.done_subtasks) if resume else [],
                 verified_subtasks=list(resume.verified_subtasks) if resume else [],
                 agent_sessions=dict(resume.agent_sessions) if resume else {},
+                agent_costs=dict(resume.agent_costs) if resume else {},
                 resume_agent_session=resume.agent_session_id if resume else None,
             ),
         )

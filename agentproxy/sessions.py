@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agentproxy import config
 from agentproxy.errors import UsageError
-from agentproxy.messages import AgentStarted, Plan, PlanMade, Reviewed, SessionStarted, SubtaskFinished
+from agentproxy.messages import AgentFinished, AgentStarted, Plan, PlanMade, Reviewed, SessionStarted, SubtaskFinished
 from agentproxy.store import SessionRow, SessionStore
 
 
@@ -23,6 +23,7 @@ class Resumption:
     done_subtasks: tuple[str, ...] = ()
     verified_subtasks: tuple[str, ...] = ()  # passed review, not yet merged when pa stopped
     agent_sessions: dict[str, str] = field(default_factory=dict)  # subtask id -> its agent session
+    agent_costs: dict[str, float] = field(default_factory=dict)  # subtask id -> what its agent session cost
     agent_session_id: str | None = None  # the last one: a new task in the session continues it
 
 
@@ -63,12 +64,13 @@ def resumption(session_id_or_prefix: str) -> Resumption:
     done: list[str] = []
     verified: set[str] = set()
     sessions: dict[str, str] = {}
+    costs: dict[str, float] = {}
     for event in events:
         match event:
             case SessionStarted(task=started, continued=continued):
                 if not continued or started != task:  # a new task: only what follows its start carries over
                     task, plan, done, agent_session = started, None, [], row.last_agent_session
-                    verified, sessions = set(), {}
+                    verified, sessions, costs = set(), {}, {}
             case PlanMade(plan=made):
                 plan = made
             case SubtaskFinished(subtask_id=sid, status="done"):
@@ -79,6 +81,8 @@ def resumption(session_id_or_prefix: str) -> Resumption:
                 verified.add(sid)
             case AgentStarted(subtask_id=sid, agent_session_id=agent):
                 agent_session = sessions[sid] = agent
+            case AgentFinished(subtask_id=sid, usage=usage):
+                costs[sid] = costs.get(sid, 0.0) + usage.cost_usd
     return Resumption(
         session_id=row.id,
         working_dir=row.working_dir,
@@ -87,6 +91,7 @@ def resumption(session_id_or_prefix: str) -> Resumption:
         done_subtasks=tuple(dict.fromkeys(done)),
         verified_subtasks=tuple(sorted(verified - set(done))),
         agent_sessions=sessions,
+        agent_costs=costs,
         agent_session_id=agent_session,
     )
 

@@ -26,10 +26,7 @@ def subtask_prompt(
     parts = [
         subtask.instructions
         if total == 1
-        else (
-            f"Overall task: {run.task}\n\n"
-            f"Your part ({number} of {total}): {subtask.title}\n\n{subtask.instructions}"
-        )
+        else (f"Overall task: {run.task}\n\nYour part ({number} of {total}): {subtask.title}\n\n{subtask.instructions}")
     ]
     if subtask.criteria:
         parts.append("Acceptance criteria:\n" + "\n".join(f"- {c}" for c in subtask.criteria))

@@ -40,6 +40,8 @@ class AgentActivity:
         self.ran_commands = False
         self.loops_seen = 0
         self.refocus_pending: str | None = None  # the loop an interrupt was sent for; refocus when the turn ends
+        self.session_cost_usd = 0.0  # the agent session's running total, as the CLI last reported it
+        self.turn_cost_usd = 0.0  # what the last turn cost
 
     def events_of(self, line: wire.ClaudeLine, subtask_id: str, agent_session_id: str) -> list[AnyEvent]:
         """The events one stdout line records; the session's start is the worker's to tell."""
@@ -49,10 +51,16 @@ class AgentActivity:
             case wire.AssistantLine(message=message):
                 return [event for block in message.content if (event := self.content(subtask_id, block))]
             case wire.ResultLine():
-                return [finished(subtask_id, agent_session_id, line)]
+                return [finished(subtask_id, agent_session_id, line, self.cost_of(line))]
             case wire.MalformedLine(error=error):
                 return [Notice(level="warning", text=f"unreadable agent output skipped: {error}")]
         return []  # anything else (user echoes, other system lines, lines of a newer CLI) records nothing
+
+    def cost_of(self, result: wire.ResultLine) -> float:
+        """What this turn cost: the CLI reports the agent session's running total, kept across --resume."""
+        self.turn_cost_usd = max(0.0, result.total_cost_usd - self.session_cost_usd)
+        self.session_cost_usd = max(self.session_cost_usd, result.total_cost_usd)
+        return self.turn_cost_usd
 
     def content(self, subtask_id: str, block: wire.ContentBlock) -> AgentSaid | AgentUsedTool | None:
         """The event one content block of an assistant line is, if any."""
@@ -118,7 +126,7 @@ def retrying(subtask_id: str, retry: wire.SystemLine) -> AgentRetrying:
     )
 
 
-def finished(subtask_id: str, agent_session_id: str, result: wire.ResultLine) -> AgentFinished:
+def finished(subtask_id: str, agent_session_id: str, result: wire.ResultLine, cost_usd: float) -> AgentFinished:
     """The event of a turn's result line, with what the turn used."""
     return AgentFinished(
         subtask_id=subtask_id,
@@ -128,7 +136,7 @@ def finished(subtask_id: str, agent_session_id: str, result: wire.ResultLine) ->
         usage=Usage(
             input_tokens=result.usage.input_tokens,
             output_tokens=result.usage.output_tokens,
-            cost_usd=result.total_cost_usd,
+            cost_usd=cost_usd,
         ),
         num_turns=result.num_turns,
         api_error_status=result.api_error_status,

@@ -59,7 +59,7 @@ def test_a_plan_of_several_subtasks_runs_each_and_reviews_each(tmp_path: Path) -
             return Text("Done.")
         return write_file("view.txt" if "view.txt" in request.last_user_text else "model.txt", "ok\n")
 
-    with FakeAnthropic(default=agent) as anthropic, FakeGemini(plan, PASSED, PASSED) as gemini:
+    with FakeAnthropic(default=agent) as anthropic, FakeGemini(plan, PASSED, PASSED, PASSED) as gemini:
         outcome, events, project = run("Build the model, then the view", anthropic, gemini, tmp_path)
     assert outcome.status == "done", outcome.reason
     assert (project / "model.txt").exists() and (project / "view.txt").exists()
@@ -69,7 +69,9 @@ def test_a_plan_of_several_subtasks_runs_each_and_reviews_each(tmp_path: Path) -
     ]
     made = next(e for e in events if isinstance(e, PlanMade))
     assert made.brain == "gemini" and len(made.plan.subtasks) == 2
-    assert [e.purpose for e in events if isinstance(e, BrainCalled)] == ["plan", "review", "review"]
+    # One review per subtask, then one of the merged whole against the task.
+    assert [e.purpose for e in events if isinstance(e, BrainCalled)] == ["plan", "review", "review", "review"]
+    assert "Build the model, then the view" in gemini.requests[3].text
     review_of_view = gemini.requests[2].text
     assert "Create view.txt" in review_of_view and "view.txt" in review_of_view  # the diff is in the review
 

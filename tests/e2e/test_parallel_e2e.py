@@ -5,14 +5,24 @@ on the user's branch, or stays on the run's integration branch when part of it f
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agentproxy.testing.claude_env import isolated_claude_env, pa_argv
-from agentproxy.testing.fake_anthropic import CapturedRequest, Delay, FakeAnthropic, Text, ToolUse, write_file
+from agentproxy.testing.fake_anthropic import (
+    CapturedRequest,
+    Delay,
+    Error,
+    FakeAnthropic,
+    Text,
+    ToolUse,
+    write_file,
+)
 from agentproxy.testing.fake_gemini import FakeGemini, Json
 
 GEMINI_KEY = "AIzaSy-e2e-parallel-key-0123456789"
@@ -70,7 +80,9 @@ def session_branches(project: Path) -> list[str]:
 
 
 def worktrees(project: Path) -> list[str]:
-    return [line for line in git(project, "worktree", "list", "--porcelain").splitlines() if line.startswith("worktree ")]
+    return [
+        line for line in git(project, "worktree", "list", "--porcelain").splitlines() if line.startswith("worktree ")
+    ]
 
 
 def part(number: int, total: int, title: str) -> str:
@@ -137,9 +149,7 @@ def test_two_subtasks_editing_the_same_lines_are_merged_by_a_resolving_agent(pro
     }
     no_markers = "! grep -q '^<<<<<<<' greeting.txt"
     with FakeAnthropic(conversations=conversations) as api:
-        code, events, stderr = pa(
-            api, tmp_path, "Greet:\n- greet in english\n- greet in french", "--check", no_markers
-        )
+        code, events, stderr = pa(api, tmp_path, "Greet:\n- greet in english\n- greet in french", "--check", no_markers)
         resolver_prompt = api.turns(RESOLVE_KEY)[0].first_user_text
     assert code == 0, stderr[-2000:]
     assert (project / "greeting.txt").read_text() == "hello, world\nbonjour le monde\n"
@@ -153,9 +163,7 @@ def test_two_subtasks_editing_the_same_lines_are_merged_by_a_resolving_agent(pro
     assert session_branches(project) == [] and len(worktrees(project)) == 1
 
 
-def test_a_failed_subtask_blocks_its_dependents_while_independent_work_is_kept(
-    project: Path, tmp_path: Path
-) -> None:
+def test_a_failed_subtask_blocks_its_dependents_while_independent_work_is_kept(project: Path, tmp_path: Path) -> None:
     plan = {
         "subtasks": [
             {"id": "good", "title": "Good", "instructions": "write good.txt"},
@@ -170,10 +178,12 @@ def test_a_failed_subtask_blocks_its_dependents_while_independent_work_is_kept(
     start = git(project, "rev-parse", "HEAD")
     with FakeAnthropic(conversations=conversations) as api, FakeGemini(Json(plan), default=Json(PASSED)) as gemini:
         env = {"GEMINI_API_KEY": GEMINI_KEY, "GOOGLE_GEMINI_BASE_URL": gemini.url}
-        code, events, stderr = pa(api, tmp_path, "Write the files", env=env)
+        code, events, _ = pa(api, tmp_path, "Write the files", env=env)
         assert not [r for r in api.requests if "After bad" in r.first_user_text]  # its agent never started
     assert code == 1
-    assert finished(events) == {"good": "done", "bad": "failed", "after": "blocked"}, of_kind(events, "subtask_finished")
+    assert finished(events) == {"good": "done", "bad": "failed", "after": "blocked"}, of_kind(
+        events, "subtask_finished"
+    )
     assert git(project, "rev-parse", "HEAD") == start and not (project / "good.txt").exists()  # untouched
     session = events[0]["session_id"]
     result = f"agentproxy/{session}/result"
@@ -184,3 +194,80 @@ def test_a_failed_subtask_blocks_its_dependents_while_independent_work_is_kept(
 
 
 PASSED = {"passed": True, "findings": ["meets the criteria"]}
+
+
+def test_the_budget_stops_the_run_and_interrupts_the_agents_still_running(project: Path, tmp_path: Path) -> None:
+    conversations = {
+        part(1, 2, "write fast.txt"): writes("fast.txt", "fast\n"),
+        part(2, 2, "write slow.txt"): writes("slow.txt", "slow\n", delay_s=30.0),
+    }
+    start = git(project, "rev-parse", "HEAD")
+    with FakeAnthropic(conversations=conversations) as api:
+        code, events, stderr = pa(
+            api, tmp_path, "Files:\n- write fast.txt\n- write slow.txt", "--max-budget-usd", "0.01"
+        )
+    assert code == 1, stderr[-2000:]
+    ended = events[-1]
+    assert ended["status"] == "budget" and "--max-budget-usd" in ended["reason"]
+    assert ended["duration_s"] < 25  # the slow agent was not waited for
+    interrupted = [e["text"] for e in of_kind(events, "notice") if e["text"].startswith("interrupting the agent")]
+    assert interrupted and "of 2" in interrupted[0]
+    assert not of_kind(events, "follow_up_sent") and not of_kind(events, "reviewed")  # no new turn, no review
+    assert git(project, "rev-parse", "HEAD") == start
+
+
+def test_a_rate_limited_agent_pauses_while_another_finishes(project: Path, tmp_path: Path) -> None:
+    resets = int(time.time()) + 5
+    conversations = {
+        part(1, 2, "write limited.txt"): [
+            Error(429, "rate_limit_error", f"Rate limited, resets|{resets}"),
+            *writes("limited.txt", "limited\n"),
+        ],
+        part(2, 2, "write free.txt"): writes("free.txt", "free\n", delay_s=1.0),
+    }
+    with FakeAnthropic(conversations=conversations) as api:
+        code, events, stderr = pa(api, tmp_path, "Files:\n- write limited.txt\n- write free.txt")
+    assert code == 0, stderr[-2000:]
+    paused = of_kind(events, "agent_paused")
+    assert [p["subtask_id"] for p in paused] == ["1"]
+    free_done = next(e for e in of_kind(events, "subtask_finished") if e["subtask_id"] == "2")
+    assert paused[0]["at"] < free_done["at"] < paused[0]["until"]  # the other agent finished during the pause
+    assert (project / "limited.txt").exists() and (project / "free.txt").exists()
+
+
+def test_kill_9_mid_run_then_resume_redoes_nothing_and_merges_once(project: Path, tmp_path: Path) -> None:
+    conversations = {
+        part(1, 3, "write one.txt"): writes("one.txt", "1\n"),
+        # Their first turn hangs until pa is killed; resumed, the same agent sessions write their files.
+        part(2, 3, "write two.txt"): [Delay(120, Text("never")), *writes("two.txt", "2\n")],
+        part(3, 3, "write three.txt"): [Delay(120, Text("never")), *writes("three.txt", "3\n")],
+    }
+    task = "Files:\n- write one.txt\n- write two.txt\n- write three.txt"
+    with FakeAnthropic(conversations=conversations) as api:
+        env = {
+            **isolated_claude_env(api.url, tmp_path / "claude-home"),
+            "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home"),
+        }
+        first = subprocess.Popen(pa_argv(project, task), env=env, stdout=subprocess.PIPE, text=True)
+        assert first.stdout is not None
+        session = ""
+        for line in first.stdout:
+            event = json.loads(line)
+            session = session or event["session_id"]
+            if event["kind"] == "merged" and event["subtask_id"] == "1":
+                break
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        resumed = subprocess.run(
+            pa_argv(project, "", "-s", session)[:-1], env=env, capture_output=True, text=True, timeout=240
+        )
+        turns = {key: len(api.turns(key)) for key in conversations}
+    events = [json.loads(line) for line in resumed.stdout.splitlines() if line.startswith("{")]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert turns[part(1, 3, "write one.txt")] == 2  # the finished subtask was not redone
+    assert {e["subtask_id"] for e in of_kind(events, "merged")} == {"2", "3"}  # subtask 1 is not merged again
+    log = git(project, "log", "--format=%s")
+    assert [log.count(f"agentproxy: merge {n}:") for n in ("1", "2", "3")] == [1, 1, 1]
+    for name, content in (("one", "1"), ("two", "2"), ("three", "3")):
+        assert (project / f"{name}.txt").read_text() == f"{content}\n"
+    assert session_branches(project) == []
