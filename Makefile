@@ -33,10 +33,15 @@ lint: $(VENV)/.dev-installed
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m "not claude_cli" $(PYTEST_ARGS)
 
+# Every figure is printed; the target fails at the end if any of them missed its target.
 bench: $(VENV)/.dev-installed $(CLAUDE)
-	CLAUDE_BIN="$(abspath $(CLAUDE))" $(BIN)/python tests/bench/run.py
-	$(BIN)/python tests/bench/questions.py $(QUESTIONS_DATA) tests/data/final_answers.jsonl
-	$(BIN)/python tests/bench/checks.py
+	@missed=0; export CLAUDE_BIN="$(abspath $(CLAUDE))"; \
+	$(BIN)/python tests/bench/run.py || missed=1; \
+	$(BIN)/python tests/bench/questions.py $(QUESTIONS_DATA) tests/data/final_answers.jsonl || missed=1; \
+	$(BIN)/python tests/bench/checks.py || missed=1; \
+	$(BIN)/python tests/bench/events.py || missed=1; \
+	$(BIN)/python tests/bench/parallel.py || missed=1; \
+	exit $$missed
 
 install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pykka
 from agentproxy.actors.base import Directory, SupervisedActor
 
 from agentproxy.context import load_project_context
@@ -24,6 +27,7 @@ from agentproxy.messages import (
     QuestionAnswered,
     Record,
     SessionFinished,
+    to_json,
 )
 from agentproxy.redact import Redactor
 from agentproxy.store import SessionStore
@@ -32,13 +36,24 @@ log = logging.getLogger("agentproxy.actors")
 
 Subscriber = Callable[[Event], None]
 HISTORY_SESSIONS = 5
+# How long an event waits for the rest of its batch: unseen by a person, hundreds of events in a flood.
+FLUSH_AFTER_S = 0.05
+
+
+class FlushDue:
+    """The batch timer -> the ContextKeeper: write the events waiting."""
+
+
+FLUSH_DUE = FlushDue()
 
 
 class ContextKeeper(SupervisedActor):
     """Runs on its own thread; the only writer of the store and of the knowledge board.
 
-    Subscribers are called on this thread, in order; one that raises is logged and skipped.
-    Every event passes the run's redactor first: the store and the subscribers never see a secret.
+    Events are written in batches: one transaction for all that arrived within FLUSH_AFTER_S, then
+    the subscribers, one event at a time, in order; a subscriber that raises is logged and skipped.
+    A batch is also written before any request is answered, and on stop. Every event passes the run's
+    redactor first: the store and the subscribers never see a secret.
     """
 
     def __init__(
@@ -53,14 +68,27 @@ class ContextKeeper(SupervisedActor):
         super().__init__(name, directory)
         self.store_path = store_path
         self.subscribers = list(subscribers)
+        # Views buffer their output; flushed once per batch, not once per line.
+        self.flushes = [flush for s in self.subscribers if callable(flush := getattr(s, "flush", None))]
         self.board = board
         self.redactor = redactor
         self.store: SessionStore | None = None
         self.session_id = ""
         self.brain_cost_usd = 0.0
+        self.batch: list[Event] = []
+        self.timer: threading.Timer | None = None
 
     def on_start(self) -> None:
         self.store = SessionStore(self.store_path)
+
+    def on_stop(self) -> None:
+        timer = self.timer
+        try:
+            self.flush()
+        finally:
+            if timer is not None:
+                timer.join()  # cancelled by the flush: no thread of the run outlives it
+            super().on_stop()
 
     def release(self) -> None:
         if self.store is not None:
@@ -68,6 +96,8 @@ class ContextKeeper(SupervisedActor):
             self.store = None
 
     def on_receive(self, message: Any) -> Any:
+        if not isinstance(message, Record):
+            self.flush()  # a request sees every event told before it
         match message:
             case Record(event=event):
                 self.on_record(event)
@@ -75,7 +105,7 @@ class ContextKeeper(SupervisedActor):
                 return self.on_open_session(message)
             case GetContext():
                 return self.on_get_context(message)
-        return None
+        return None  # FLUSH_DUE: flushed above
 
     def on_open_session(self, request: OpenSession) -> str:
         assert self.store is not None
@@ -100,11 +130,11 @@ class ContextKeeper(SupervisedActor):
         self.board.update(project=context)
         chars = sum(len(document.text) for document in context.documents)
         self.on_record(ContextLoaded(sources=list(context.sources), chars=chars, images=len(context.images)))
+        self.flush()
         return list(context.sources)
 
     def on_record(self, event: Event) -> None:
-        assert self.store is not None
-        event = self.redactor.redact_struct(event)
+        event = self.redacted(event)
         match event:
             case PlanMade(plan=plan):
                 self.board.update(plan=plan)
@@ -119,11 +149,47 @@ class ContextKeeper(SupervisedActor):
             event = msgspec.structs.replace(
                 event, session_id=event.session_id or self.session_id, at=event.at or time.time()
             )
-        self.store.record(event)
-        if isinstance(event, SessionFinished):
-            self.store.set_summary(event.session_id, summarise_session(self.store.events(event.session_id)))
-        for subscriber in self.subscribers:
+        if not self.batch:
+            self.timer = threading.Timer(FLUSH_AFTER_S, _tell_quietly, args=(self.actor_ref, FLUSH_DUE))
+            self.timer.daemon = True
+            self.timer.start()
+        self.batch.append(event)
+
+    def redacted(self, event: Event) -> Event:
+        """The event without secrets: one search of its JSON, and the walk of every string only when needed."""
+        line = to_json(event).decode()
+        # msgspec writes each string as it is unless it escapes a character: with no escape, a secret
+        # in any of the event's strings is in the line too, and a line without one is clean.
+        if "\\" not in line and self.redactor.redact(line) == line:
+            return event
+        return self.redactor.redact_struct(event)
+
+    def flush(self) -> None:
+        """Write the batch in one transaction, then show it."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.batch:
+            return
+        assert self.store is not None
+        batch, self.batch = self.batch, []
+        self.store.record_many(batch)
+        for event in batch:
+            if isinstance(event, SessionFinished):
+                self.store.set_summary(event.session_id, summarise_session(self.store.events(event.session_id)))
+            for subscriber in self.subscribers:
+                try:
+                    subscriber(event)
+                except Exception:  # a broken view must not stop the recording
+                    log.exception("event subscriber failed")
+        for flush in self.flushes:
             try:
-                subscriber(event)
-            except Exception:  # a broken view must not stop the recording
-                log.exception("event subscriber failed")
+                flush()
+            except Exception:
+                log.exception("event subscriber failed to flush")
+
+
+def _tell_quietly(ref: pykka.ActorRef, message: Any) -> None:
+    """A timer may outlive its actor: its message then goes nowhere."""
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)

@@ -75,7 +75,7 @@ class RunOutcome:
     commit: str | None = None
 
 
-class Dispatcher(AgentTurns, Merging, SupervisedActor):
+class Dispatcher(SupervisedActor):
     def __init__(
         self,
         name: str,
@@ -98,6 +98,8 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
         self.budget = Budget(options.max_budget_usd)  # the agents' and the brain's
         self.started_at = time.monotonic()
         self.finished = False
+        self.agents = AgentTurns(self)
+        self.merges = Merging(self)
 
     def on_receive(self, message: Any) -> Any:
         if self.finished:
@@ -112,7 +114,7 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
             case TreeReady():
                 self.on_tree_ready(message)
             case AgentCanStart():
-                self.on_agent_can_start(message)
+                self.agents.on_agent_can_start(message)
             case Prepared():
                 self.on_prepared(message)
             case AgentSessionOpened(subtask_id=subtask_id, agent_session_id=agent_session_id):
@@ -122,11 +124,11 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
             case ReviewDone():
                 self.on_review_done(message)
             case Answer():
-                self.on_answer(message)
+                self.agents.on_answer(message)
             case Integrated():
-                self.on_integrated(message)
+                self.merges.on_integrated(message)
             case LandDone():
-                self.on_land_done(message)
+                self.merges.on_land_done(message)
             case Spent():
                 self.on_spent(message)
             case Restarted(name=name):
@@ -182,13 +184,13 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
         slots = self.options.parallel if self.isolated else 1
         for state in self.plan.ready():
             if state.verified:
-                self.integrate(state)  # resumed: its work passed review before pa stopped
+                self.merges.integrate(state)  # resumed: its work passed review before pa stopped
                 continue
             if len(self.plan.active()) >= slots:
                 break
             self.start_subtask(state)
         if not self.plan.busy() and not self.plan.ready():
-            self.conclude()
+            self.merges.conclude()
 
     def start_subtask(self, state: SubtaskState) -> None:
         """Its tree first (the Integrator), then its environment and base (the Verifier), then the agent."""
@@ -225,7 +227,7 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
         if state.status != "preparing":
             return
         state.base_tree = prepared.base_tree or self.base_tree
-        self.start_first_turn(state, prepared)
+        self.agents.start_first_turn(state, prepared)
 
     # -- results ---------------------------------------------------------------------------
 
@@ -257,9 +259,9 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
         self.done_with(VERIFIER, review.subtask_id)
         state = self.plan[review.subtask_id]
         if state.kind == "final":
-            self.on_final_review(state, review)
+            self.merges.on_final_review(state, review)
         else:
-            self.judge(state, review)
+            self.agents.judge(state, review)
 
     def on_spent(self, spent: Spent) -> None:
         if spent.by == "agent":
@@ -294,7 +296,7 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
                     )
                 )
         if state.kind == "fix" and status == "done":
-            self.after_fix()
+            self.merges.after_fix()
         elif then_schedule:
             self.schedule()
 
@@ -315,7 +317,7 @@ class Dispatcher(AgentTurns, Merging, SupervisedActor):
         for key, request in list(self.outstanding.get(name, {}).items()):
             if isinstance(request, RunSubtask):
                 state = self.plan[key]
-                request = self.resume_request(state, request.prompt)
+                request = self.agents.resume_request(state, request.prompt)
             self.send(name, key, request)
 
     # -- the end ---------------------------------------------------------------------------

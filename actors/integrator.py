@@ -54,6 +54,7 @@ class Integrator(SupervisedActor):
         self.user_branch = ""
         self.in_integration: set[str] = set()  # subtasks working in the integration worktree itself
         self.merging: str | None = None  # the subtask whose merge an agent is resolving
+        self.landed_on_branch = False  # the result is on the user's branch: its own branch can go
         self.waiting: collections.deque[Integrate] = collections.deque()
 
     def on_receive(self, message: Any) -> Any:
@@ -214,6 +215,7 @@ class Integrator(SupervisedActor):
                 return LandDone(conflicted=conflicted)
         except WorkspaceError as exc:
             return LandDone(error=str(exc))
+        self.landed_on_branch = landing.how != "kept"
         landed = Landed(
             how=landing.how,  # type: ignore[arg-type]
             branch=self.user_branch,
@@ -243,12 +245,12 @@ class Integrator(SupervisedActor):
                     Notice(level="warning", text=f"changes left uncommitted in {self.working_dir} for inspection")
                 )
             return []
+        landed = status == "done" and self.landed_on_branch
         try:
             kept = self.worktrees.listed()
-            result = kept.pop(RESULT, None)
-            if result is not None:
-                self.worktrees.remove(RESULT, keep_branch=status != "done")
-            if status == "done" and not kept:
+            if kept.pop(RESULT, None) is not None:
+                self.worktrees.remove(RESULT, keep_branch=not landed)  # the verified work, not yet yours
+            if landed and not kept:
                 self.worktrees.remove_all()
         except WorkspaceError as exc:
             self.record(Notice(level="warning", text=f"could not clean the worktrees up: {exc}"))

@@ -20,106 +20,120 @@ RESULT = "result"  # the integration branch: merging the user's branch into it b
 
 
 class Merging:
-    """Mixed into the Dispatcher: every method runs on its thread, with its state."""
+    """The Dispatcher's part that merges verified work and lands it; runs on its thread, with its state."""
 
-    def on_verified(self: Dispatcher, state: SubtaskState) -> None:
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def on_verified(self, state: SubtaskState) -> None:
+        d = self.dispatcher
         state.verified = True
         if state.kind != "resolve":  # a resolver keeps its agent until its merge is concluded
-            self.directory.tell(SUPERVISOR, StopWorker(name=state.worker))
+            d.directory.tell(SUPERVISOR, StopWorker(name=state.worker))
         self.integrate(state)
 
-    def integrate(self: Dispatcher, state: SubtaskState) -> None:
+    def integrate(self, state: SubtaskState) -> None:
+        d = self.dispatcher
         state.status = "merging"
         if state.kind == "resolve":
-            merged = self.plan.get(state.merges)
+            merged = d.plan.get(state.merges)
             title = merged.subtask.title if merged is not None else "your branch"
-            self.send(INTEGRATOR, state.id, Integrate(subtask_id=state.merges, title=title, conclude=True))
+            d.send(INTEGRATOR, state.id, Integrate(subtask_id=state.merges, title=title, conclude=True))
         else:
-            self.send(INTEGRATOR, state.id, Integrate(subtask_id=state.id, title=state.subtask.title))
+            d.send(INTEGRATOR, state.id, Integrate(subtask_id=state.id, title=state.subtask.title))
 
-    def on_integrated(self: Dispatcher, integrated: Integrated) -> None:
-        resolver = self.plan.get(resolver_id(integrated.subtask_id))
+    def on_integrated(self, integrated: Integrated) -> None:
+        d = self.dispatcher
+        resolver = d.plan.get(resolver_id(integrated.subtask_id))
         if resolver is not None and resolver.status == "merging":
             self.on_resolved(resolver, integrated)
             return
-        state = self.plan[integrated.subtask_id]
-        self.done_with(INTEGRATOR, state.id)
+        state = d.plan[integrated.subtask_id]
+        d.done_with(INTEGRATOR, state.id)
         if integrated.conflicted:
             self.start_resolver(state.id, integrated.conflicted)
         elif integrated.error:
-            self.end_subtask(state, "failed", f"its work could not be merged: {integrated.error}")
+            d.end_subtask(state, "failed", f"its work could not be merged: {integrated.error}")
         else:
-            self.end_subtask(state, "done")
+            d.end_subtask(state, "done")
 
-    def start_resolver(self: Dispatcher, merging_id: str, files: list[str]) -> None:
-        assert self.run is not None
-        merging = self.plan.get(merging_id)
-        merged = [s.subtask for s in self.plan.planned() if s.status == "done"]
+    def start_resolver(self, merging_id: str, files: list[str]) -> None:
+        d = self.dispatcher
+        assert d.run is not None
+        merging = d.plan.get(merging_id)
+        merged = [s.subtask for s in d.plan.planned() if s.status == "done"]
         subtask = resolve_subtask(
-            self.run.task, resolver_id(merging_id), merging.subtask if merging else None, merged, files
+            d.run.task, resolver_id(merging_id), merging.subtask if merging else None, merged, files
         )
-        self.start_subtask(self.plan.add(SubtaskState(subtask=subtask, kind="resolve", merges=merging_id)))
+        d.start_subtask(d.plan.add(SubtaskState(subtask=subtask, kind="resolve", merges=merging_id)))
 
-    def on_resolved(self: Dispatcher, resolver: SubtaskState, integrated: Integrated) -> None:
+    def on_resolved(self, resolver: SubtaskState, integrated: Integrated) -> None:
         """The Integrator concluded (or refused to conclude) the merge a resolver worked on."""
-        self.done_with(INTEGRATOR, resolver.id)
-        if integrated.conflicted and resolver.attempt <= self.options.max_attempts:
-            self.follow_up(resolver, MARKERS_LEFT.format(files=", ".join(integrated.conflicted)), counts=True)
+        d = self.dispatcher
+        d.done_with(INTEGRATOR, resolver.id)
+        if integrated.conflicted and resolver.attempt <= d.options.max_attempts:
+            d.agents.follow_up(resolver, MARKERS_LEFT.format(files=", ".join(integrated.conflicted)), counts=True)
         elif integrated.conflicted or integrated.error:
-            self.end_subtask(resolver, "failed", integrated.error or "conflict markers are left")
+            d.end_subtask(resolver, "failed", integrated.error or "conflict markers are left")
         elif resolver.merges == RESULT:
-            self.end_subtask(resolver, "done", then_schedule=False)
+            d.end_subtask(resolver, "done", then_schedule=False)
             self.land()  # the user's branch is merged into the result: land it now
         else:
-            self.end_subtask(resolver, "done", then_schedule=False)
-            self.end_subtask(self.plan[resolver.merges], "done")
+            d.end_subtask(resolver, "done", then_schedule=False)
+            d.end_subtask(d.plan[resolver.merges], "done")
 
-    def conclude(self: Dispatcher) -> None:
+    def conclude(self) -> None:
         """Nothing left to run: end on a failure, else verify the whole (isolated) and land it."""
-        assert self.run is not None
-        if unfinished := self.plan.unfinished():
+        d = self.dispatcher
+        assert d.run is not None
+        if unfinished := d.plan.unfinished():
             failed = [s for s in unfinished if s.status == "failed"] or unfinished
             first = failed[0]
             more = f" (and {len(unfinished) - 1} more unfinished)" if len(unfinished) > 1 else ""
-            self.finish("failed", f"subtask {first.id} ({first.subtask.title}) {first.status}: {first.reason}{more}")
-        elif self.isolated and self.plan.get(FINAL_ID) is None:
-            planned = [s.subtask for s in self.plan.planned()]
-            self.make_tree(self.plan.add(SubtaskState(subtask=final_subtask(self.run.task, planned), kind="final")))
+            d.finish("failed", f"subtask {first.id} ({first.subtask.title}) {first.status}: {first.reason}{more}")
+        elif d.isolated and d.plan.get(FINAL_ID) is None:
+            planned = [s.subtask for s in d.plan.planned()]
+            d.make_tree(d.plan.add(SubtaskState(subtask=final_subtask(d.run.task, planned), kind="final")))
         else:
             self.land()
 
-    def on_final_review(self: Dispatcher, final: SubtaskState, review: ReviewDone) -> None:
-        assert self.run is not None
+    def on_final_review(self, final: SubtaskState, review: ReviewDone) -> None:
+        d = self.dispatcher
+        assert d.run is not None
         if review.verdict.passed:
             final.status = "done"
             self.land()
             return
-        self.fixes += 1
-        if self.fixes > self.options.max_attempts:
+        d.fixes += 1
+        if d.fixes > d.options.max_attempts:
             findings = "; ".join(review.verdict.findings) or "the final review failed"
-            self.finish("failed", f"the merged result still fails after {self.options.max_attempts} fixes: {findings}")
+            d.finish("failed", f"the merged result still fails after {d.options.max_attempts} fixes: {findings}")
             return
         final.status = "waiting"  # for the fix; then the whole is reviewed again
-        fix = fix_subtask(self.run.task, self.fixes, review.verdict.follow_up, review.verdict.findings)
-        self.start_subtask(self.plan.add(SubtaskState(subtask=fix, kind="fix")))
+        fix = fix_subtask(d.run.task, d.fixes, review.verdict.follow_up, review.verdict.findings)
+        d.start_subtask(d.plan.add(SubtaskState(subtask=fix, kind="fix")))
 
-    def after_fix(self: Dispatcher) -> None:
+    def after_fix(self) -> None:
         """A fix subtask's work is committed in the integration worktree: review the whole again."""
-        self.make_tree(self.plan[FINAL_ID])
+        d = self.dispatcher
+        d.make_tree(d.plan[FINAL_ID])
 
-    def land(self: Dispatcher) -> None:
-        assert self.run is not None
-        self.send(INTEGRATOR, RUN, Land(task=self.run.task))
+    def land(self) -> None:
+        d = self.dispatcher
+        assert d.run is not None
+        d.send(INTEGRATOR, RUN, Land(task=d.run.task))
 
-    def on_land_done(self: Dispatcher, done: LandDone) -> None:
-        self.done_with(INTEGRATOR, RUN)
+    def on_land_done(self, done: LandDone) -> None:
+        d = self.dispatcher
+        d.done_with(INTEGRATOR, RUN)
         if done.conflicted:
             self.start_resolver("result", done.conflicted)
         elif done.error:
-            self.finish("failed", f"the verified result could not land: {done.error}")
+            what = "the verified result could not land" if d.isolated else "the work is done but could not be committed"
+            d.finish("failed", f"{what}: {done.error}")
         else:
-            self.landed_commit = done.landed.commit if done.landed is not None else None
-            self.finish("done")
+            d.landed_commit = done.landed.commit if done.landed is not None else None
+            d.finish("done")
 
 
 def resolver_id(merging_id: str) -> str:

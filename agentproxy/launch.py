@@ -64,7 +64,7 @@ def _task_text(data: bytes, source: str) -> str:
 
 def run_from_cli(args: dict[str, Any]) -> int:
     from agentproxy.runtime import run_task
-    from agentproxy.view import JsonView, TextView
+    from agentproxy.view import JsonView, text_view_for
 
     resume = _resumption(args["session"], args["task"])
     task = args["task"] or (resume.task if resume else "")
@@ -99,7 +99,7 @@ def run_from_cli(args: dict[str, Any]) -> int:
         max_budget_usd=args["max_budget_usd"],
         check_parallel=args["check_parallel"],
     )
-    view = JsonView() if args["output"].value == "json" else TextView()
+    view = JsonView() if args["output"].value == "json" else text_view_for(sys.stdout)
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C: clean up, record it
     outcome = run_task(task, options, brain=brain, subscribers=[view], resume=resume)
     return EXIT_CODES[outcome.status]

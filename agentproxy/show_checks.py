@@ -11,7 +11,7 @@ import msgspec
 from agentproxy import config
 from agentproxy.detect import detect_checks
 from agentproxy.errors import StoreError
-from agentproxy.messages import DetectedCheck
+from agentproxy.messages import AnyEvent, DetectedCheck
 from agentproxy.options import RunOptions
 from agentproxy.project_checks import ProjectChecks
 from agentproxy.setup_env import SETUP_OFF, SetupPlan, plan_for
@@ -54,6 +54,10 @@ def _run(
     project: Path, commands: list[str], setup: str, as_json: bool, check_timeout_s: float, echo: Callable[[str], None]
 ) -> bool:
     view = JsonView() if as_json else TextView()  # the events a run shows, as a run shows them
+
+    def show(event: AnyEvent) -> None:
+        view(event)
+        view.flush()  # each as it happens: no ContextKeeper batches these
     options = RunOptions(
         working_dir=project, agent_command=(), checks=tuple(commands), setup=setup, check_timeout_s=check_timeout_s
     )
@@ -62,7 +66,7 @@ def _run(
     except StoreError:
         cache = None
     try:
-        standing = ProjectChecks(options, view, config.envs_dir(), cache).baseline(project, "checks").verdicts
+        standing = ProjectChecks(options, show, config.envs_dir(), cache).baseline(project, "checks").verdicts
     finally:
         if cache is not None:
             cache.close()

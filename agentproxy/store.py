@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,20 +308,33 @@ class SessionStore:
 
     def record(self, event: Event) -> None:
         """Append the event to its session's log and update the projections it changes."""
-        session_id = event.session_id
-        if not session_id:
-            raise StoreError(f"cannot record a {type(event).__name__} event without a session id")
-        kind = type(event).__struct_config__.tag
-        now = event.at or time.time()
-        with self._locked(f"record a {kind} event", write=True) as conn:
-            updated = conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
-            if updated.rowcount == 0:
-                raise StoreError(f"cannot record a {kind} event for unknown session {session_id!r}")
-            conn.execute(
-                "INSERT INTO events SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE session_id = ?",
-                (session_id, kind, event.at, to_json(event), session_id),
-            )
-            _project(conn, event)
+        self.record_many([event])
+
+    def record_many(self, events: Sequence[Event]) -> None:
+        """Append the events, in order, and update their projections: all in one transaction, or none."""
+        if not events:
+            return
+        last_at: dict[str, float] = {}  # per session, its updated_at: the last event's time
+        for event in events:
+            if not event.session_id:
+                raise StoreError(f"cannot record a {type(event).__name__} event without a session id")
+            last_at[event.session_id] = event.at or time.time()
+        what = f"record {len(events)} events" if len(events) > 1 else f"record a {_kind(events[0])} event"
+        with self._locked(what, write=True) as conn:
+            last_seq: dict[str, int] = {}  # the write lock is held: nobody else appends meanwhile
+            for session_id, at in last_at.items():
+                updated = conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (at, session_id))
+                if updated.rowcount == 0:
+                    raise StoreError(f"cannot {what} for unknown session {session_id!r}")
+                query = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?"
+                last_seq[session_id] = conn.execute(query, (session_id,)).fetchone()[0]
+            rows = []
+            for event in events:
+                seq = last_seq[event.session_id] = last_seq[event.session_id] + 1
+                rows.append((event.session_id, seq, _kind(event), event.at, to_json(event)))
+            conn.executemany("INSERT INTO events (session_id, seq, kind, at, body) VALUES (?, ?, ?, ?, ?)", rows)
+            for event in events:
+                _project(conn, event)
 
     def events(self, session_id: str) -> list[AnyEvent]:
         with self._locked("read events") as conn:
@@ -413,6 +426,10 @@ def _project(conn: sqlite3.Connection, event: Event) -> None:
         case SessionFinished(status=status, reason=reason):
             # its cost_usd is the sum AgentFinished events already added
             conn.execute("UPDATE sessions SET status = ?, reason = ? WHERE id = ?", (status, reason, sid))
+
+
+def _kind(event: Event) -> str:
+    return type(event).__struct_config__.tag  # type: ignore[return-value]
 
 
 def check_store(path: Path) -> None:

@@ -1,6 +1,7 @@
 """How a run looks on the terminal: one short line per event (text), or the events as JSON lines.
 
-Views are ContextKeeper subscribers: called on its thread, one event at a time, in order.
+Views are ContextKeeper subscribers: called on its thread, one event at a time, in order; it calls their
+flush() after each batch of events, so a flood of events costs one write to the terminal per batch.
 What agents and checks print is untrusted: no escape sequence of theirs reaches the terminal.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -29,6 +31,9 @@ from agentproxy.messages import (
     ContextLoaded,
     Event,
     FollowUpSent,
+    Landed,
+    MergeConflicted,
+    Merged,
     Notice,
     PlanMade,
     QuestionAnswered,
@@ -43,6 +48,7 @@ from agentproxy.messages import (
     SubtaskFinished,
     SubtaskStarted,
     ToolDecided,
+    WorktreeCreated,
     to_json,
 )
 
@@ -68,6 +74,8 @@ class JsonView:
         # The encoder escapes C0 controls; DEL and C1 would reach the terminal as they are.
         line = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", to_json(event).decode())
         self.out.write(line + "\n")
+
+    def flush(self) -> None:
         self.out.flush()
 
 
@@ -79,7 +87,20 @@ class TextView:
         line = describe(event)
         if line is not None:
             self.out.write(terminal_safe(line) + "\n")
-            self.out.flush()
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def text_view_for(stream: TextIO) -> Callable[[Event], None]:
+    """The view of `pa`'s text output: on a terminal the live panel once several subtasks run, else TextView."""
+    if not stream.isatty():
+        return TextView(stream)
+    from rich.console import Console  # lazy: rich costs `pa --help` and the plain view nothing
+
+    from agentproxy.live_panel import LivePanel
+
+    return LivePanel(Console(file=stream))
 
 
 def describe(event: Event) -> str | None:
@@ -164,8 +185,18 @@ def describe(event: Event) -> str | None:
             return f"[{sid}]   verdict: {mark}" + (f": {clip('; '.join(verdict.findings))}" if verdict.findings else "")
         case FollowUpSent(subtask_id=sid, attempt=attempt):
             return f"[{sid}]   ↻ follow-up sent to the same agent session (attempt {attempt})"
+        case WorktreeCreated(subtask_id=sid, branch=branch, path=path):
+            return f"[{sid}]   worktree {path} on {branch}"
+        case Merged(subtask_id=sid, commit=commit):
+            return f"[{sid}]   ⤵ merged into the run's result ({commit[:10]})"
+        case MergeConflicted(subtask_id=sid, files=files):
+            return f"[{sid}]   ⚡ merge conflict in {', '.join(files)}: an agent resolves it"
+        case Landed(how="kept", reason=reason, command=command):
+            return f"  the verified result is kept on its branch ({reason}); merge it with:\n    {command}"
+        case Landed(how=how, branch=branch, commit=commit):
+            return f"  landed on {branch} ({how}) at {commit[:10]}"
         case SubtaskFinished(subtask_id=sid, status=status, reason=reason):
-            mark = "✓" if status == "done" else "✗"
+            mark = {"done": "✓", "blocked": "⊘"}.get(status, "✗")
             return f"[{sid}] {mark} {status}" + (f": {clip(reason)}" if reason else "")
         case ActorRestarted(actor=actor, reason=reason, restarts=n):
             return f"  ⚠ {actor} crashed ({clip(reason)}); restarted (#{n})"

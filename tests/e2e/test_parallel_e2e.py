@@ -5,6 +5,7 @@ on the user's branch, or stays on the run's integration branch when part of it f
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -271,3 +272,49 @@ def test_kill_9_mid_run_then_resume_redoes_nothing_and_merges_once(project: Path
     for name, content in (("one", "1"), ("two", "2"), ("three", "3")):
         assert (project / f"{name}.txt").read_text() == f"{content}\n"
     assert session_branches(project) == []
+
+
+def test_a_result_stays_on_its_branch_when_you_changed_your_tree_during_the_run(project: Path, tmp_path: Path) -> None:
+    def edit_users_tree_then_write(request: CapturedRequest) -> ToolUse:
+        (project / "README.md").write_text("# project\n\nedited by you during the run\n")
+        return write_file("two.txt", "2\n")
+
+    conversations = {
+        part(1, 2, "write one.txt"): writes("one.txt", "1\n"),
+        part(2, 2, "write two.txt"): [edit_users_tree_then_write, Text("Wrote two.txt.")],
+    }
+    start = git(project, "rev-parse", "HEAD")
+    with FakeAnthropic(conversations=conversations) as api:
+        code, events, stderr = pa(api, tmp_path, "Files:\n- write one.txt\n- write two.txt")
+    assert code == 0, stderr[-2000:]
+    result = f"agentproxy/{events[0]['session_id']}/result"
+    assert [(e["how"], e["command"]) for e in of_kind(events, "landed")] == [("kept", f"git merge {result}")]
+    assert git(project, "rev-parse", "HEAD") == start and not (project / "one.txt").exists()
+    assert "edited by you" in (project / "README.md").read_text()  # your change is yours
+    assert session_branches(project) == [result] and len(worktrees(project)) == 1
+    git(project, "commit", "-qam", "my edit")
+    git(project, "merge", "-q", "--no-edit", result)  # the printed command merges it
+    assert (project / "one.txt").exists() and (project / "two.txt").exists()
+
+
+def test_discard_removes_a_sessions_kept_worktrees_and_branches(project: Path, tmp_path: Path) -> None:
+    conversations = {
+        part(1, 2, "write good.txt"): writes("good.txt", "good\n"),
+        part(2, 2, "write bad.txt"): [Text("Done."), Text("Done, really.")],  # claims work it never did
+    }
+    with FakeAnthropic(conversations=conversations) as api:
+        code, events, _ = pa(api, tmp_path, "Files:\n- write good.txt\n- write bad.txt")
+        session = events[0]["session_id"]
+        assert code == 1 and session_branches(project)
+        kept = [Path(e["path"]) for e in of_kind(events, "worktree_created") if e["subtask_id"] == "2"]
+        assert kept and kept[0].is_dir()
+        discarded = subprocess.run(
+            pa_argv(project, "", "-s", session, "--discard")[:-1],
+            env={**os.environ, "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert discarded.returncode == 0, discarded.stderr
+    assert "discarded" in discarded.stdout
+    assert session_branches(project) == [] and len(worktrees(project)) == 1 and not kept[0].exists()

@@ -340,3 +340,33 @@ def test_brain_calls_add_up_apart_from_the_agents_cost(store: SessionStore) -> N
         store.record(BrainCalled(session_id=sid, at=1.0, purpose="plan", model="m", ok=True, cost_usd=cost))
     row = store.get(sid)
     assert row.cost_usd == pytest.approx(0.5) and row.brain_cost_usd == pytest.approx(0.003)
+
+
+def test_a_batch_is_numbered_in_order_across_sessions(store: SessionStore) -> None:
+    first, second = store.create_session("a", "/w", []), store.create_session("b", "/w", [])
+    store.record(Notice(session_id=first, at=1.0, text="before"))
+    batch = [Notice(session_id=sid, at=2.0 + n, text=f"n{n}") for n, sid in enumerate([first, second, first, second])]
+    store.record_many(batch)
+    store.record(Notice(session_id=first, at=9.0, text="after"))
+    assert [e.text for e in store.events(first)] == ["before", "n0", "n2", "after"]
+    assert [e.text for e in store.events(second)] == ["n1", "n3"]
+    with store._locked("read seqs") as conn:
+        seqs = conn.execute("SELECT seq FROM events WHERE session_id = ? ORDER BY seq", (first,)).fetchall()
+    assert [seq for (seq,) in seqs] == [1, 2, 3, 4]
+    assert (store.get(first).updated_at, store.get(second).updated_at) == (9.0, 5.0)
+
+
+def test_a_batch_is_recorded_whole_or_not_at_all(store: SessionStore) -> None:
+    sid = store.create_session("t", "/w", [])
+    batch = [
+        SubtaskStarted(session_id=sid, at=1.0, subtask_id="1", title="first"),
+        AgentFinished(
+            session_id=sid, at=2.0, subtask_id="1", agent_session_id="a", is_error=False, usage=Usage(cost_usd=0.5)
+        ),
+        Notice(session_id="gone0000", at=3.0, text="of a session that does not exist"),
+    ]
+    with pytest.raises(StoreError, match="unknown session 'gone0000'"):
+        store.record_many(batch)
+    assert store.events(sid) == [] and store.subtasks(sid) == [] and store.get(sid).cost_usd == 0
+    store.record_many(batch[:2])
+    assert [(row.status, row.cost_usd) for row in store.subtasks(sid)] == [("running", 0.5)]

@@ -183,3 +183,50 @@ def test_setup_and_the_base_run_are_shown_command_by_command() -> None:
     assert describe(started) == f"  setup in /p: python: pip install into /envs/p\n    $ {install}"
     assert describe(failed) == f"  ✗ setup: install the tree: {install} exited 1\n    {output}"
     assert describe(base) == "[1]   before the change: ✗ pytest (2.0s), ✓ make lint (cached)"
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_views_write_each_event_and_flush_once_per_batch() -> None:
+    from agentproxy.messages import AgentSaid
+
+    batch = [AgentSaid(subtask_id="1", text=f"line {n}") for n in range(3)]
+    for view_class in (TextView, JsonView):
+        out = CountingStream()
+        view = view_class(out)
+        for event in batch:
+            view(event)
+        assert len(out.getvalue().splitlines()) == 3 and out.flushes == 0
+        view.flush()
+        assert out.flushes == 1
+
+
+def test_the_worktree_and_merge_lines_and_a_kept_result_name_the_command_that_merges_it() -> None:
+    from agentproxy.messages import Landed, MergeConflicted, Merged, SubtaskFinished, WorktreeCreated
+    from agentproxy.view import describe
+
+    created = WorktreeCreated(subtask_id="2", branch="agentproxy/ab/2", path="/data/worktrees/ab/2", start="c0ffee")
+    assert describe(created) == "[2]   worktree /data/worktrees/ab/2 on agentproxy/ab/2"
+    assert describe(Merged(subtask_id="2", branch="agentproxy/ab/2", commit="0123456789abc")) == (
+        "[2]   ⤵ merged into the run's result (0123456789)"
+    )
+    assert "greeting.txt" in (describe(MergeConflicted(subtask_id="2", files=["greeting.txt"])) or "")
+    kept = describe(
+        Landed(
+            how="kept", branch="main", reason="your working tree has changes", command="git merge agentproxy/ab/result"
+        )
+    )
+    assert kept is not None and kept.endswith("\n    git merge agentproxy/ab/result")
+    assert describe(Landed(how="fast-forward", branch="main", commit="feedface00")) == (
+        "  landed on main (fast-forward) at feedface00"
+    )
+    blocked = describe(SubtaskFinished(subtask_id="3", status="blocked", reason="it depends on 2, which failed"))
+    assert blocked == "[3] ⊘ blocked: it depends on 2, which failed"
