@@ -58,6 +58,7 @@ def _run(
     def show(event: AnyEvent) -> None:
         view(event)
         view.flush()  # each as it happens: no ContextKeeper batches these
+
     options = RunOptions(
         working_dir=project, agent_command=(), checks=tuple(commands), setup=setup, check_timeout_s=check_timeout_s
     )
