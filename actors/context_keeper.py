@@ -76,6 +76,7 @@ class ContextKeeper(SupervisedActor):
         self.session_id = ""
         self.brain_cost_usd = 0.0
         self.batch: list[Event] = []
+        self.finished = False  # SessionFinished was recorded: nothing after it is
         self.timer: threading.Timer | None = None
 
     def on_start(self) -> None:
@@ -134,6 +135,9 @@ class ContextKeeper(SupervisedActor):
         return list(context.sources)
 
     def on_record(self, event: Event) -> None:
+        if self.finished:
+            log.debug("not recorded, the session has finished: %s", type(event).__name__)
+            return  # SessionFinished is a run's last word: a straggler (a killed check's result) comes too late
         event = self.redacted(event)
         match event:
             case PlanMade(plan=plan):
@@ -145,6 +149,7 @@ class ContextKeeper(SupervisedActor):
                 self.brain_cost_usd += cost
             case SessionFinished():
                 event = msgspec.structs.replace(event, brain_cost_usd=round(self.brain_cost_usd, 6))
+                self.finished = True
         if not event.session_id or not event.at:
             event = msgspec.structs.replace(
                 event, session_id=event.session_id or self.session_id, at=event.at or time.time()

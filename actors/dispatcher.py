@@ -14,6 +14,7 @@ restarts an actor the requests it owed are sent again to the fresh instance.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ from agentproxy.options import RunOptions
 from agentproxy.run_plan import RunPlan, SubtaskState
 
 RELEASE_TIMEOUT_S = 60.0  # removing worktrees is quick; a stuck git is not waited for longer
+INTERRUPT_GRACE_S = 10.0  # how long interrupted agents get to end their turns
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Dispatcher(SupervisedActor):
         self.outstanding: dict[str, dict[str, Msg]] = {}  # actor name -> key -> the request not answered yet
         self.cost_usd = 0.0  # the agents'
         self.budget = Budget(options.max_budget_usd)  # the agents' and the brain's
+        self.stopping_for = ""  # why the run is ending once its interrupted agents have ended their turns
         self.started_at = time.monotonic()
         self.finished = False
         self.agents = AgentTurns(self)
@@ -104,6 +107,8 @@ class Dispatcher(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         if self.finished:
             return None
+        if self.stopping_for and not isinstance(message, SubtaskDone | Spent | Cancel | Escalated):
+            return None  # the budget is spent: nothing new starts while the interrupted agents end their turns
         match message:
             case RunTask():
                 self.on_run_task(message)
@@ -136,7 +141,7 @@ class Dispatcher(SupervisedActor):
             case Escalated(name=name, reason=reason):
                 self.finish("failed", f"the {name} actor kept crashing ({reason}); giving up")
             case Cancel(reason=reason):
-                self.finish("interrupted", reason)
+                self.finish("budget" if self.stopping_for else "interrupted", reason)
         return None
 
     # -- the plan --------------------------------------------------------------------------
@@ -209,6 +214,9 @@ class Dispatcher(SupervisedActor):
         if ready.error:
             self.end_subtask(state, "failed", f"no tree to work in: {ready.error}")
             return
+        if ready.merged:
+            self.end_subtask(state, "done", f"merged before pa stopped ({ready.merged[:10]})")
+            return
         state.cwd, state.base_commit, state.status = ready.cwd, ready.base_commit, "preparing"
         if state.kind == "final":
             state.base_commit, state.base_tree = self.base_commit, self.base_tree
@@ -236,6 +244,11 @@ class Dispatcher(SupervisedActor):
         state = self.plan[done.subtask_id]
         state.agent_session_id = done.agent_session_id or state.agent_session_id
         self.done_with(state.worker, state.id)
+        if self.stopping_for:
+            state.status = "pending"  # its turn was interrupted, its session kept: a resume goes on with it
+            if not any(s.status == "running" for s in self.plan):
+                self.finish("budget", self.stopping_for)
+            return
         if not done.ok:
             self.end_subtask(state, "failed", done.reason)
             return
@@ -272,11 +285,21 @@ class Dispatcher(SupervisedActor):
             case "warn":
                 self.record(Notice(level="warning", text=f"spent {self.budget.describe()}; the run stops at 100%"))
             case "over":
-                reason = f"the budget is spent: {self.budget.describe()}"
-                for state in self.plan:
-                    if state.status == "running":  # the agent's session is kept: pa -s ID resumes it
-                        self.directory.tell(state.worker, Interrupt(reason=reason))
-                self.finish("budget", reason)
+                self.stop_for_budget(f"the budget is spent: {self.budget.describe()}")
+
+    def stop_for_budget(self, reason: str) -> None:
+        """Interrupt the running agents (their sessions are kept) and end once their turns have ended."""
+        running = [state for state in self.plan if state.status == "running"]
+        if not running:
+            self.finish("budget", reason)
+            return
+        self.stopping_for = reason
+        for state in running:
+            self.directory.tell(state.worker, Interrupt(reason=reason))
+        # Should an agent not end its turn, it is not waited for: Cancel ends the run (and kills it).
+        timer = threading.Timer(INTERRUPT_GRACE_S, self.directory.tell, args=(self.name, Cancel(reason=reason)))
+        timer.daemon = True
+        timer.start()
 
     # -- ending subtasks -------------------------------------------------------------------
 
@@ -328,7 +351,7 @@ class Dispatcher(SupervisedActor):
         self.finished = True
         assert self.run is not None
         for state in self.plan:
-            if state.status in ("running", "reviewing", "asking") and status != "budget":  # budget: interrupted
+            if state.status in ("running", "reviewing", "asking"):
                 self.directory.tell(state.worker, Cancel(reason=reason or status))
         self.release_trees(status)
         duration = time.monotonic() - self.started_at

@@ -50,11 +50,13 @@ class Integrator(SupervisedActor):
         self.working_dir = working_dir
         self.session_id = ""
         self.task = ""
+        self.base = ""  # the run's base: merges since it are this run's
         self.worktrees: SessionWorktrees | None = None  # None: in place
         self.user_branch = ""
         self.in_integration: set[str] = set()  # subtasks working in the integration worktree itself
         self.merging: str | None = None  # the subtask whose merge an agent is resolving
         self.landed_on_branch = False  # the result is on the user's branch: its own branch can go
+        self.merged_users_branch = False  # the user's branch moved, and was merged into the result
         self.waiting: collections.deque[Integrate] = collections.deque()
 
     def on_receive(self, message: Any) -> Any:
@@ -82,6 +84,7 @@ class Integrator(SupervisedActor):
         try:
             self.set_apart(workspace, begin.task)
             base, self.user_branch = workspace.head(), workspace.branch()
+            self.base = base
             if begin.isolated:
                 self.worktrees = SessionWorktrees(
                     self.working_dir, config.worktrees_dir(begin.session_id), begin.session_id
@@ -122,6 +125,8 @@ class Integrator(SupervisedActor):
                     cwd=str(self.worktrees.path(RESULT)),
                     base_commit=self.worktrees.head(RESULT),
                 )
+            if merged := self.merge_commit_of(make.subtask_id):
+                return TreeReady(subtask_id=make.subtask_id, merged=merged)
             name = branch_name(make.subtask_id)
             cwd = self.create(name, self.worktrees.head(RESULT), subtask_id=make.subtask_id)
             return TreeReady(subtask_id=make.subtask_id, cwd=str(cwd), base_commit=self.worktrees.head(name))
@@ -163,24 +168,34 @@ class Integrator(SupervisedActor):
 
     def merge(self, integrate: Integrate) -> Integrated:
         assert self.worktrees is not None
+        if merged := self.merge_commit_of(integrate.subtask_id):
+            return Integrated(subtask_id=integrate.subtask_id, commit=merged)  # before pa stopped: not again
         name = branch_name(integrate.subtask_id)
         self.commit(self.worktrees.path(name), integrate.title)
         branch = self.worktrees.branch(name)
-        outcome = self.worktrees.merge(RESULT, branch, f"agentproxy: merge {integrate.subtask_id}: {integrate.title}")
+        outcome = self.worktrees.merge(RESULT, branch, merge_subject(integrate.subtask_id, integrate.title))
         if outcome.conflicted:
             self.merging = integrate.subtask_id
             self.record(MergeConflicted(subtask_id=integrate.subtask_id, files=outcome.conflicted))
             return Integrated(subtask_id=integrate.subtask_id, conflicted=outcome.conflicted)
         return self.merged(integrate.subtask_id, outcome.commit or self.worktrees.head(RESULT))
 
+    def merge_commit_of(self, subtask_id: str) -> str:
+        """The commit that merged the subtask into the result since the run's base; "" if none did."""
+        assert self.worktrees is not None
+        subject = merge_subject(subtask_id, "")
+        log = run_git(self.worktrees.path(RESULT), "log", "--format=%H%x09%s", f"{self.base}..HEAD")
+        return next((line.split("\t", 1)[0] for line in log.splitlines() if f"\t{subject}" in line), "")
+
     def conclude(self, integrate: Integrate) -> Integrated:
         """An agent resolved the conflicts in the integration worktree: commit the merge."""
         assert self.worktrees is not None
         if left := self.worktrees.markers_left(RESULT):
             return Integrated(subtask_id=integrate.subtask_id, conflicted=left, error="conflict markers are left")
-        commit = self.worktrees.conclude_merge(RESULT, f"agentproxy: merge {integrate.subtask_id}: {integrate.title}")
+        commit = self.worktrees.conclude_merge(RESULT, merge_subject(integrate.subtask_id, integrate.title))
         self.merging = None
         if integrate.subtask_id == RESULT:
+            self.merged_users_branch = True
             return Integrated(subtask_id=RESULT, commit=commit)  # the user's branch, merged in before landing
         return self.merged(integrate.subtask_id, commit)
 
@@ -216,8 +231,10 @@ class Integrator(SupervisedActor):
         except WorkspaceError as exc:
             return LandDone(error=str(exc))
         self.landed_on_branch = landing.how != "kept"
+        # After an agent merged the user's moved branch into the result, landing it is a fast-forward.
+        how = "merge" if self.merged_users_branch and landing.how == "fast-forward" else landing.how
         landed = Landed(
-            how=landing.how,  # type: ignore[arg-type]
+            how=how,  # type: ignore[arg-type]
             branch=self.user_branch,
             commit=landing.commit or "",
             reason=landing.reason,
@@ -269,6 +286,11 @@ class Integrator(SupervisedActor):
     def warn_excluded(self, workspace: Workspace) -> None:
         if workspace.excluded:
             self.record(Notice(level="warning", text=exclusion_warning(workspace.excluded)))
+
+
+def merge_subject(subtask_id: str, title: str) -> str:
+    """The first line of the commit merging a subtask: how a resumed run knows it merged already."""
+    return f"agentproxy: merge {subtask_id}: {title}"
 
 
 def branch_name(subtask_id: str) -> str:

@@ -579,6 +579,7 @@ class TreeReady(Msg, tag="tree_ready", frozen=True):
     subtask_id: str
     cwd: str = ""
     base_commit: str = ""
+    merged: str = ""  # its work is merged already (pa stopped before that was recorded): the merge commit
     error: str = ""
 
 

@@ -8,7 +8,16 @@ from pathlib import Path
 
 from agentproxy import config
 from agentproxy.errors import UsageError
-from agentproxy.messages import AgentFinished, AgentStarted, Plan, PlanMade, Reviewed, SessionStarted, SubtaskFinished
+from agentproxy.messages import (
+    AgentFinished,
+    AgentStarted,
+    Merged,
+    Plan,
+    PlanMade,
+    Reviewed,
+    SessionStarted,
+    SubtaskFinished,
+)
 from agentproxy.store import SessionRow, SessionStore
 
 
@@ -73,7 +82,7 @@ def resumption(session_id_or_prefix: str) -> Resumption:
                     verified, sessions, costs = set(), {}, {}
             case PlanMade(plan=made):
                 plan = made
-            case SubtaskFinished(subtask_id=sid, status="done"):
+            case SubtaskFinished(subtask_id=sid, status="done") | Merged(subtask_id=sid):
                 done.append(sid)
             case SubtaskFinished(subtask_id=sid):
                 verified.discard(sid)

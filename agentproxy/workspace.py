@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from agentproxy.errors import WorkdirError, WorkspaceError
 from agentproxy.secret_files import looks_like_secret_file
 
 GIT_TIMEOUT_S = 60.0
+_EXCLUDE_LOCK = threading.Lock()
 # A commit runs the user's hooks, which may run linters and tests.
 COMMIT_TIMEOUT_S = 600.0
 COMMIT_HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg")
@@ -217,6 +219,10 @@ class Workspace:
             return
         exclude = Path(self._git("rev-parse", "--git-path", "info/exclude").strip())
         exclude = exclude if exclude.is_absolute() else self.directory / exclude
+        with _EXCLUDE_LOCK:  # one file for every worktree of the repository, written from several threads
+            self._append_exclude(exclude, paths, why)
+
+    def _append_exclude(self, exclude: Path, paths: list[str], why: str) -> None:
         try:
             exclude.parent.mkdir(parents=True, exist_ok=True)
             existing = exclude.read_text(encoding="utf-8") if exclude.is_file() else ""

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from agentproxy.testing.fake_gemini import FakeGemini, Json
 
 GEMINI_KEY = "AIzaSy-e2e-parallel-key-0123456789"
 RESOLVE_KEY = "A git merge in this directory stopped on conflicts"
+FIX_KEY = "the review of the whole against the task found problems"
 
 
 @pytest.fixture
@@ -84,6 +86,13 @@ def worktrees(project: Path) -> list[str]:
     return [
         line for line in git(project, "worktree", "list", "--porcelain").splitlines() if line.startswith("worktree ")
     ]
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
 
 
 def part(number: int, total: int, title: str) -> str:
@@ -257,6 +266,8 @@ def test_kill_9_mid_run_then_resume_redoes_nothing_and_merges_once(project: Path
             session = session or event["session_id"]
             if event["kind"] == "merged" and event["subtask_id"] == "1":
                 break
+        hanging = [key for key in conversations if "one.txt" not in key]
+        wait_until(lambda: all(api.turns(key) for key in hanging))  # both agents are inside their first turn
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         resumed = subprocess.run(
@@ -264,7 +275,7 @@ def test_kill_9_mid_run_then_resume_redoes_nothing_and_merges_once(project: Path
         )
         turns = {key: len(api.turns(key)) for key in conversations}
     events = [json.loads(line) for line in resumed.stdout.splitlines() if line.startswith("{")]
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, (resumed.stderr[-3000:], events[-1])
     assert turns[part(1, 3, "write one.txt")] == 2  # the finished subtask was not redone
     assert {e["subtask_id"] for e in of_kind(events, "merged")} == {"2", "3"}  # subtask 1 is not merged again
     log = git(project, "log", "--format=%s")
@@ -318,3 +329,58 @@ def test_discard_removes_a_sessions_kept_worktrees_and_branches(project: Path, t
     assert discarded.returncode == 0, discarded.stderr
     assert "discarded" in discarded.stdout
     assert session_branches(project) == [] and len(worktrees(project)) == 1 and not kept[0].exists()
+
+
+def test_your_branch_moved_with_a_conflicting_commit_is_merged_by_an_agent_before_landing(
+    project: Path, tmp_path: Path
+) -> None:
+    def commit_on_main_then_write(request: CapturedRequest) -> ToolUse:
+        (project / "README.md").write_text("# project, by you\n")
+        git(project, "commit", "-qam", "your commit during the run")
+        return write_file("README.md", "# project, by the agent\n")
+
+    conversations = {
+        RESOLVE_KEY: [write_file("README.md", "# project, by you and the agent\n"), Text("Resolved.")],
+        part(1, 2, "rewrite the readme"): [commit_on_main_then_write, Text("Rewrote it.")],
+        part(2, 2, "write notes.txt"): writes("notes.txt", "notes\n"),
+    }
+    with FakeAnthropic(conversations=conversations) as api:
+        code, events, stderr = pa(api, tmp_path, "Docs:\n- rewrite the readme\n- write notes.txt")
+        resolver_prompt = api.turns(RESOLVE_KEY)[0].first_user_text
+    assert code == 0, stderr[-2000:]
+    assert [e["subtask_id"] for e in of_kind(events, "merge_conflicted")] == ["result"]
+    assert "new commits on your branch" in resolver_prompt and "README.md" in resolver_prompt
+    assert [e["how"] for e in of_kind(events, "landed")] == ["merge"]
+    assert (project / "README.md").read_text() == "# project, by you and the agent\n"
+    assert "your commit during the run" in git(project, "log", "--format=%s")  # your commit stays in the history
+    assert (project / "notes.txt").exists() and session_branches(project) == []
+
+
+def test_a_failed_review_of_the_whole_becomes_a_fix_in_the_integration_worktree(project: Path, tmp_path: Path) -> None:
+    plan = {
+        "subtasks": [
+            {"id": "1", "title": "A", "instructions": "write a.txt"},
+            {"id": "2", "title": "B", "instructions": "write b.txt"},
+        ]
+    }
+    whole_fails = {
+        "passed": False,
+        "findings": ["a.txt and b.txt are not listed in index.txt"],
+        "follow_up": "Write index.txt listing a.txt and b.txt.",
+    }
+    conversations = {
+        FIX_KEY: writes("index.txt", "a.txt\nb.txt\n"),
+        part(1, 2, "A"): writes("a.txt", "a\n"),
+        part(2, 2, "B"): writes("b.txt", "b\n"),
+    }
+    gemini_replies = [Json(plan), Json(PASSED), Json(PASSED), Json(whole_fails), Json(PASSED), Json(PASSED)]
+    with FakeAnthropic(conversations=conversations) as api, FakeGemini(*gemini_replies) as gemini:
+        env = {"GEMINI_API_KEY": GEMINI_KEY, "GOOGLE_GEMINI_BASE_URL": gemini.url}
+        code, events, stderr = pa(api, tmp_path, "Write a.txt and b.txt, and an index", env=env)
+        fix_prompt = api.turns(FIX_KEY)[0].first_user_text
+    assert code == 0, stderr[-2000:]
+    assert "index.txt" in fix_prompt and "not listed in index.txt" in fix_prompt
+    reviewed = [(e["subtask_id"], e["verdict"].get("passed", False)) for e in of_kind(events, "reviewed")]
+    assert reviewed[-3:] == [("final", False), ("fix-1", True), ("final", True)]
+    assert (project / "index.txt").read_text() == "a.txt\nb.txt\n"
+    assert session_branches(project) == []
