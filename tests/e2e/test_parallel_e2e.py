@@ -384,3 +384,34 @@ def test_a_failed_review_of_the_whole_becomes_a_fix_in_the_integration_worktree(
     assert reviewed[-3:] == [("final", False), ("fix-1", True), ("final", True)]
     assert (project / "index.txt").read_text() == "a.txt\nb.txt\n"
     assert session_branches(project) == []
+
+
+def test_a_worktree_gets_the_ignored_files_worktreeinclude_names(project: Path, tmp_path: Path) -> None:
+    (project / ".gitignore").write_text("local.cfg\n.env\nvendor/\n")
+    (project / ".worktreeinclude").write_text("local.cfg\nlink:vendor\n.env*\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "ignore local files")
+    (project / "local.cfg").write_text("debug = true\n")
+    (project / ".env").write_text("API_TOKEN=not-for-agents\n")
+    (project / "vendor").mkdir()
+    (project / "vendor" / "lib.txt").write_text("vendored\n")
+
+    def report_what_is_here(request: CapturedRequest) -> ToolUse:
+        here = Path(request.cwd)
+        seen = {
+            "local.cfg": (here / "local.cfg").is_file(),
+            "vendor linked": (here / "vendor").is_symlink(),
+            ".env": (here / ".env").exists(),
+        }
+        return write_file("seen.txt", json.dumps(seen, sort_keys=True) + "\n")
+
+    conversations = {
+        part(1, 2, "report what is here"): [report_what_is_here, Text("Reported.")],
+        part(2, 2, "write other.txt"): writes("other.txt", "other\n"),
+    }
+    with FakeAnthropic(conversations=conversations) as api:
+        code, _, stderr = pa(api, tmp_path, "Look:\n- report what is here\n- write other.txt")
+    assert code == 0, stderr[-2000:]
+    seen = json.loads((project / "seen.txt").read_text())
+    assert seen == {".env": False, "local.cfg": True, "vendor linked": True}  # a secret only when named exactly
+    assert "vendor" not in git(project, "ls-files")  # the link is not committed
