@@ -51,6 +51,7 @@ class Integrator(SupervisedActor):
         self.session_id = ""
         self.task = ""
         self.base = ""  # the run's base: merges since it are this run's
+        self.resumed = False
         self.worktrees: SessionWorktrees | None = None  # None: in place
         self.user_branch = ""
         self.in_integration: set[str] = set()  # subtasks working in the integration worktree itself
@@ -84,7 +85,7 @@ class Integrator(SupervisedActor):
         try:
             self.set_apart(workspace, begin.task)
             base, self.user_branch = workspace.head(), workspace.branch()
-            self.base = base
+            self.base, self.resumed = base, begin.resumed
             if begin.isolated:
                 self.worktrees = SessionWorktrees(
                     self.working_dir, config.worktrees_dir(begin.session_id), begin.session_id
@@ -135,7 +136,7 @@ class Integrator(SupervisedActor):
 
     def create(self, name: str, start: str, subtask_id: str = RESULT) -> Path:
         assert self.worktrees is not None
-        existed = name in self.worktrees.listed()
+        existed = self.worktrees.path(name).is_dir()
         cwd = self.worktrees.create(name, start)
         if not existed:
             self.record(
@@ -181,8 +182,12 @@ class Integrator(SupervisedActor):
         return self.merged(integrate.subtask_id, outcome.commit or self.worktrees.head(RESULT))
 
     def merge_commit_of(self, subtask_id: str) -> str:
-        """The commit that merged the subtask into the result since the run's base; "" if none did."""
+        """The commit that merged the subtask into the result since the run's base; "" if none did.
+
+        Only a resumed run can find one: pa may have stopped between a merge and its record."""
         assert self.worktrees is not None
+        if not self.resumed:
+            return ""
         subject = merge_subject(subtask_id, "")
         log = run_git(self.worktrees.path(RESULT), "log", "--format=%H%x09%s", f"{self.base}..HEAD")
         return next((line.split("\t", 1)[0] for line in log.splitlines() if f"\t{subject}" in line), "")

@@ -3,7 +3,9 @@
 1. Parallel efficiency: 8 independent subtasks whose agent turns the fake Anthropic API delays by
    DELAY_S, real Claude Code CLIs, `--parallel 8`: the ideal makespan (one such subtask alone, pa's
    whole run) over the measured one.                                               target >= 0.90
-   `--parallel 1` for contrast (it runs them one after another, in your tree).
+   `--parallel 1` for contrast (it runs them one after another, in your tree). The same with
+   scripted agents that sleep DELAY_S in their turn: pa's own overhead, without the CLIs' start-up
+   (each `claude` takes about a second of CPU to start: 8 of them contend for this machine's 2 cores).
 2. Scale: AGENTS scripted agents (the project's stand-in speaking the CLI's protocol, so the
    measurement is the supervisor's own cost) at once: pa's peak RSS              target <= 150 MB
    and pa's own CPU seconds per agent turn (its threads, not its children), against one agent alone.
@@ -102,10 +104,10 @@ def efficiency_figures(claude: str, root: Path) -> tuple[Run, Run, Run]:
     return alone, parallel, serial
 
 
-def scale_figures(root: Path, agents: int) -> tuple[Run, Run]:
-    """One scripted agent alone, then `agents` of them at once."""
-    script = root / "script.json"
-    turn = [{"write": {"path": "out.txt", "content": "x\n"}}, {"result": "Wrote out.txt."}]
+def scripted(root: Path, sleep_s: float = 0.0):
+    """pa with the scripted agent, whose one turn (after sleep_s) writes out.txt."""
+    script = root / f"script-{sleep_s:g}.json"
+    turn = [{"sleep": sleep_s}, {"write": {"path": "out.txt", "content": "x\n"}}, {"result": "Wrote out.txt."}]
     script.write_text(json.dumps({"turns": [turn]}))
     agent = shlex.join([sys.executable, "-m", "agentproxy.scripted_agent", "--script", str(script)])
     env = {**os.environ, "AGENTPROXY_HOME": str(root / "home"), "PYTHONPATH": str(Path(__file__).parents[2])}
@@ -113,10 +115,22 @@ def scale_figures(root: Path, agents: int) -> tuple[Run, Run]:
     env.pop("GOOGLE_API_KEY", None)
 
     def pa(name: str, task: str, *flags: str) -> Run:
-        project = new_project(root, name)
+        project = new_project(root, f"{name}-{sleep_s:g}")
         return measure([*PA, "-d", str(project), "--claude-bin", agent, "--setup", "off", *flags, task], env)
 
+    return pa
+
+
+def scale_figures(root: Path, agents: int) -> tuple[Run, Run]:
+    """One scripted agent alone, then `agents` of them at once."""
+    pa = scripted(root)
     return pa("one", "write out.txt"), pa("many", bullets(agents), "--parallel", str(agents))
+
+
+def scripted_efficiency(root: Path) -> tuple[Run, Run]:
+    """One scripted agent sleeping DELAY_S alone, then SUBTASKS of them at once."""
+    pa = scripted(root, DELAY_S)
+    return pa("alone", "write out.txt"), pa("parallel", bullets(SUBTASKS), "--parallel", str(SUBTASKS))
 
 
 def main() -> int:
@@ -143,6 +157,12 @@ def main() -> int:
             if efficiency < TARGET_EFFICIENCY:
                 missed.append(f"parallel efficiency {efficiency:.2f} < {TARGET_EFFICIENCY}")
         (root / "scripted").mkdir()
+        alone, parallel = scripted_efficiency(root / "scripted")
+        print(f"parallel efficiency, {SUBTASKS} scripted agents sleeping {DELAY_S:g} s (pa's own overhead):")
+        print(
+            f"  one alone {alone.wall_s:6.2f} s, --parallel {SUBTASKS} {parallel.wall_s:6.2f} s:"
+            f" efficiency {alone.wall_s / parallel.wall_s:.2f}"
+        )
         one, many = scale_figures(root / "scripted", args.agents)
         print(f"scale, {args.agents} scripted agents at once:")
         print(
