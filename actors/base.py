@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 
 import pykka
 
-from agentproxy.messages import ActorFailed, AnyEvent, Msg, Record
+from agentproxy.messages import ActorFailed, AnyEvent, Msg, Record, RecordAll
 
 log = logging.getLogger("agentproxy.actors")
 
@@ -82,9 +84,33 @@ class SupervisedActor(pykka.ThreadingActor):
         super().__init__()
         self.name = name
         self.directory = directory
+        self.unrecorded: list[AnyEvent] | None = None  # inside recording_together: the events, in order
 
     def record(self, event: AnyEvent) -> None:
-        self.directory.tell(CONTEXT_KEEPER, Record(event=event))
+        if self.unrecorded is None:
+            self.directory.tell(CONTEXT_KEEPER, Record(event=event))
+        else:
+            self.unrecorded.append(event)
+
+    @contextlib.contextmanager
+    def recording_together(self) -> Iterator[None]:
+        """The events recorded inside go to the ContextKeeper as one message (a flood of agent lines)."""
+        self.unrecorded = []
+        try:
+            yield
+        finally:
+            self.send_unrecorded()
+            self.unrecorded = None
+
+    def tell(self, name: str, message: Msg) -> None:
+        """Tell another actor, after recording what led to it: the events stay in the order they happened."""
+        self.send_unrecorded()
+        self.directory.tell(name, message)
+
+    def send_unrecorded(self) -> None:
+        if self.unrecorded:
+            self.directory.tell(CONTEXT_KEEPER, RecordAll(events=self.unrecorded))
+            self.unrecorded = []
 
     def release(self) -> None:
         """Free external resources (processes, files). Called on stop and on failure."""

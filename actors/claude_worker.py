@@ -1,6 +1,6 @@
 """ClaudeWorker: one Claude Code process working on one subtask, driven through stream-json.
 
-Its mailbox never blocks: the process's stdout lines arrive as AgentLine messages from a reader
+Its mailbox never blocks: the process's stdout lines arrive as AgentLines messages from a reader
 thread, and a ticker thread tells it WatchdogTick, on which the worker decides on its own thread
 whether the agent is silent or over its time. Tool approvals follow the ApprovalPolicy; questions
 (AskUserQuestion, or a final answer that is really a question) go to the Clarifier and its answer goes
@@ -30,7 +30,7 @@ from agentproxy.agents.turn_clock import Pauses, PauseTooLong, Ticker, TurnClock
 from agentproxy.errors import AgentError
 from agentproxy.messages import (
     AgentExited,
-    AgentLine,
+    AgentLines,
     AgentSessionOpened,
     AgentStarted,
     Answer,
@@ -83,8 +83,8 @@ class ClaudeWorker(SupervisedActor):
                 self.on_run_subtask(message)
             case FollowUp():
                 self.on_follow_up(message)
-            case AgentLine(line=line):
-                self.on_agent_line(line)
+            case AgentLines(lines=lines):
+                self.on_agent_lines(lines)
             case AgentExited(returncode=code):
                 self.on_agent_exited(code)
             case WatchdogTick():
@@ -97,7 +97,7 @@ class ClaudeWorker(SupervisedActor):
                 self.carry_out(self.clarifications.judged(message))
             case Restarted(name=name) if name == CLARIFIER:
                 for request in self.clarifications.requests():
-                    self.directory.tell(CLARIFIER, request)
+                    self.tell(CLARIFIER, request)
             case Interrupt(reason=reason):
                 self.on_interrupt(reason)
             case Cancel(reason=reason):
@@ -147,7 +147,9 @@ class ClaudeWorker(SupervisedActor):
             argv,
             cwd=self.cwd,
             env=env,
-            on_line=lambda line: _tell_quietly(ref, AgentLine(line=line.decode("utf-8", "replace"))),
+            on_lines=lambda lines: _tell_quietly(
+                ref, AgentLines(lines=[line.decode("utf-8", "replace") for line in lines])
+            ),
             on_exit=lambda code: _tell_quietly(ref, AgentExited(returncode=code)),
         )
         warm_up()
@@ -184,6 +186,11 @@ class ClaudeWorker(SupervisedActor):
 
     # -- what the agent says ---------------------------------------------------------------
 
+    def on_agent_lines(self, lines: list[str]) -> None:
+        with self.recording_together():  # a flood of lines: one message to the ContextKeeper, not one a line
+            for line in lines:
+                self.on_agent_line(line)
+
     def on_agent_line(self, raw: str) -> None:
         self.clock.heard(time.monotonic())
         line = wire.parse_line(raw)
@@ -208,7 +215,7 @@ class ClaudeWorker(SupervisedActor):
         if self.agent_session_id is not None:
             self.activity.session_cost_usd = 0.0  # a new agent session: its running total starts again
         self.agent_session_id = session = init.session_id
-        self.directory.tell(DISPATCHER, AgentSessionOpened(subtask_id=self.subtask_id, agent_session_id=session))
+        self.tell(DISPATCHER, AgentSessionOpened(subtask_id=self.subtask_id, agent_session_id=session))
         self.record(AgentStarted(subtask_id=self.subtask_id, agent_session_id=session, model=init.model, cwd=init.cwd))
 
     def on_result(self, result: wire.ResultLine) -> None:
@@ -217,7 +224,7 @@ class ClaudeWorker(SupervisedActor):
             subtask_id=self.subtask_id,
             session_total_usd=self.activity.session_cost_usd,
         )
-        self.directory.tell(DISPATCHER, spent)
+        self.tell(DISPATCHER, spent)
         if not self.turn_open:
             return
         if (refocus := self.activity.refocus_turn()) is not None:
@@ -283,7 +290,7 @@ class ClaudeWorker(SupervisedActor):
     def report(self, done: SubtaskDone) -> None:
         """Close the turn and tell the Dispatcher how it went."""
         self.turn_open = False
-        self.directory.tell(DISPATCHER, msgspec.structs.replace(done, agent_session_id=self.agent_session_id))
+        self.tell(DISPATCHER, msgspec.structs.replace(done, agent_session_id=self.agent_session_id))
 
     def on_interrupt(self, reason: str) -> None:
         """Stop the turn through the control protocol: the CLI ends it and keeps the session, resumable."""
@@ -298,7 +305,7 @@ class ClaudeWorker(SupervisedActor):
         for event in steps.events:
             self.record(event)
         if steps.to_clarifier is not None:
-            self.directory.tell(CLARIFIER, steps.to_clarifier)
+            self.tell(CLARIFIER, steps.to_clarifier)
         if steps.to_agent is not None:
             self._send(steps.to_agent)
         if steps.turn is not None:

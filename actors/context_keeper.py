@@ -26,6 +26,7 @@ from agentproxy.messages import (
     PlanMade,
     QuestionAnswered,
     Record,
+    RecordAll,
     SessionFinished,
     to_json,
 )
@@ -97,11 +98,14 @@ class ContextKeeper(SupervisedActor):
             self.store = None
 
     def on_receive(self, message: Any) -> Any:
-        if not isinstance(message, Record):
+        if not isinstance(message, Record | RecordAll):
             self.flush()  # a request sees every event told before it
         match message:
             case Record(event=event):
                 self.on_record(event)
+            case RecordAll(events=events):
+                for event in events:
+                    self.on_record(event)
             case OpenSession():
                 return self.on_open_session(message)
             case GetContext():

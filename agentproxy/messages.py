@@ -693,10 +693,16 @@ class Record(Msg, tag="record", frozen=True):
     event: AnyEvent
 
 
-class AgentLine(Msg, tag="agent_line", frozen=True):
-    """A worker's reader thread -> its worker: one stdout line of the agent."""
+class RecordAll(Msg, tag="record_all", frozen=True):
+    """A worker -> ContextKeeper: the events of a batch of its agent's lines, in order."""
 
-    line: str
+    events: list[AnyEvent]
+
+
+class AgentLines(Msg, tag="agent_lines", frozen=True):
+    """A worker's reader thread -> its worker: the agent's stdout lines read at once (one or thousands)."""
+
+    lines: list[str]
 
 
 class AgentExited(Msg, tag="agent_exited", frozen=True):
@@ -746,7 +752,7 @@ AnyMsg = (
     | OpenSession
     | GetContext
     | Record
-    | AgentLine
+    | AgentLines
     | AgentExited
     | WatchdogTick
     | PauseOver

@@ -29,6 +29,7 @@ _SESSION_PREFIXES = ("CLAUDE_CODE_SESSION_", "CLAUDE_CODE_IPC_", "CLAUDE_CODE_RE
 
 EXIT_WAIT_S = 5.0
 READER_JOIN_S = 5.0
+READ_BYTES = 1 << 16
 
 
 def resolve_agent_command(claude_bin: str | None) -> list[str]:
@@ -89,7 +90,7 @@ class ClaudeProcess:
         *,
         cwd: Path,
         env: Mapping[str, str],
-        on_line: Callable[[bytes], None],
+        on_lines: Callable[[list[bytes]], None],
         on_exit: Callable[[int | None], None],
         stderr_lines: int = 40,
     ) -> None:
@@ -99,7 +100,7 @@ class ClaudeProcess:
             raise AgentError(f"cannot start the agent {argv[0]!r}: {exc.strerror or exc}") from exc
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=stderr_lines)
         self._write_lock = threading.Lock()
-        self._on_line = on_line
+        self._on_lines = on_lines
         self._on_exit = on_exit
         self._stdout_reader = threading.Thread(target=self._read_stdout, name=f"claude-out-{self.pid}", daemon=True)
         self._stderr_reader = threading.Thread(target=self._read_stderr, name=f"claude-err-{self.pid}", daemon=True)
@@ -148,10 +149,15 @@ class ClaudeProcess:
         return code
 
     def _read_stdout(self) -> None:
+        """Hand on every complete line read at once: a flood costs one message per read, not per line."""
         assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            if line.strip():
-                self._on_line(line)
+        fd, partial = self._proc.stdout.fileno(), b""
+        while chunk := _read(fd):
+            *lines, partial = (partial + chunk).split(b"\n")
+            if lines := [line for line in lines if line.strip()]:
+                self._on_lines(lines)
+        if partial.strip():
+            self._on_lines([partial])
         try:
             code = self._proc.wait(timeout=EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
@@ -162,3 +168,11 @@ class ClaudeProcess:
         assert self._proc.stderr is not None
         for line in self._proc.stderr:
             self._stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+
+
+def _read(fd: int) -> bytes:
+    """What the pipe holds now (up to READ_BYTES), waiting for something; b"" at its end."""
+    try:
+        return os.read(fd, READ_BYTES)
+    except OSError:  # closed under us by kill: the end
+        return b""

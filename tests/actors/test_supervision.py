@@ -24,7 +24,7 @@ from agentproxy import config
 from agentproxy.messages import (
     ActorFailed,
     ActorRestarted,
-    AgentLine,
+    AgentLines,
     AgentPaused,
     Ask,
     Event,
@@ -167,7 +167,7 @@ def test_silent_agent_is_killed_by_the_watchdog(scripted_options) -> None:
     assert child_pids() == []
 
 
-@pytest.mark.parametrize("crash_message", [Review, AgentLine])
+@pytest.mark.parametrize("crash_message", [Review, AgentLines])
 def test_fault_injection_targets_the_intended_message(crash_message: type) -> None:
     # Guards the helper above: a crashing subclass really overrides the handler it names.
     base, method = (Verifier, "on_review") if crash_message is Review else (ClaudeWorker, "on_agent_line")
