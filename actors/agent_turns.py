@@ -1,30 +1,39 @@
-"""The Dispatcher's dealings with agents: starting one on a subtask, judging its reviews, follow-ups
-and answers to what its final message asked.
+"""The Dispatcher's dealings with agents: a subtask's way to its first turn (its tree, its
+environment and base), judging its reviews, follow-ups, answers to what its final message asked,
+and what its agent spends against the budget.
 
 It gives no credit for no work: a subtask reported done with nothing changed is sent back once,
 then failed. The same failing checks after two follow-ups in a row end the subtask as stuck. A
-final message the review finds to be a question is answered by the Clarifier, not judged.
+final message the review finds to be a question is answered by the Clarifier, not judged. Over
+the budget, the running agents are interrupted and the run ends once their turns have ended.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
-from agentproxy.actors.base import CLARIFIER, SUPERVISOR
+from agentproxy.actors.base import CLARIFIER, INTEGRATOR, SUPERVISOR, VERIFIER
 
 from agentproxy.messages import (
     AgentCanStart,
     Answer,
     Ask,
+    Cancel,
     FollowUp,
     FollowUpSent,
+    Interrupt,
+    Notice,
+    Prepare,
     Prepared,
     QuestionAsked,
     ReviewDone,
     RunSubtask,
     SpawnAgent,
+    Spent,
     StartWorker,
     Stuck,
+    TreeReady,
 )
 from agentproxy.run_plan import SubtaskState, failure_signature
 from agentproxy.subtask_prompts import NOTHING_CHANGED, subtask_prompt
@@ -34,6 +43,7 @@ if TYPE_CHECKING:
 
 SAME_FAILURES_TO_STOP = 3  # the same failing checks at three reviews in a row: two follow-ups changed nothing
 REVIEW_QUESTION_PREFIX = "review-question:"
+INTERRUPT_GRACE_S = 10.0  # how long interrupted agents get to end their turns
 
 
 class AgentTurns:
@@ -168,3 +178,61 @@ class AgentTurns:
             env=state.env,
             cost_so_far_usd=state.agent_cost_usd,
         )
+
+    def on_tree_ready(self, ready: TreeReady) -> None:
+        d = self.dispatcher
+        d.done_with(INTEGRATOR, ready.subtask_id)
+        state = d.plan[ready.subtask_id]
+        if ready.error:
+            d.end_subtask(state, "failed", f"no tree to work in: {ready.error}")
+            return
+        if ready.merged:
+            d.end_subtask(state, "done", f"merged before pa stopped ({ready.merged[:10]})")
+            return
+        state.cwd, state.base_commit, state.status = ready.cwd, ready.base_commit, "preparing"
+        if state.kind == "final":
+            state.base_commit, state.base_tree = d.base_commit, d.base_tree
+            d.review(state, "the subtasks' verified work, merged")
+            return
+        judge_against = d.base_tree if state.kind != "plan" else ""
+        d.send(
+            VERIFIER,
+            state.id,
+            Prepare(subtask=state.subtask, cwd=state.cwd, base_commit=state.base_commit, judge_against=judge_against),
+        )
+
+    def on_prepared(self, prepared: Prepared) -> None:
+        d = self.dispatcher
+        d.done_with(VERIFIER, prepared.subtask_id)
+        state = d.plan[prepared.subtask_id]
+        if state.status != "preparing":
+            return
+        state.base_tree = prepared.base_tree or d.base_tree
+        self.start_first_turn(state, prepared)
+
+    def on_spent(self, spent: Spent) -> None:
+        d = self.dispatcher
+        if spent.by == "agent":
+            d.cost_usd += spent.usd
+            if (state := d.plan.get(spent.subtask_id)) is not None:
+                state.agent_cost_usd = max(state.agent_cost_usd, spent.session_total_usd)
+        match d.budget.spend(spent.usd):
+            case "warn":
+                d.record(Notice(level="warning", text=f"spent {d.budget.describe()}; the run stops at 100%"))
+            case "over":
+                self.stop_for_budget(f"the budget is spent: {d.budget.describe()}")
+
+    def stop_for_budget(self, reason: str) -> None:
+        """Interrupt the running agents (their sessions are kept) and end once their turns have ended."""
+        d = self.dispatcher
+        running = [state for state in d.plan if state.status == "running"]
+        if not running:
+            d.finish("budget", reason)
+            return
+        d.stopping_for = reason
+        for state in running:
+            d.directory.tell(state.worker, Interrupt(reason=reason))
+        # Should an agent not end its turn, it is not waited for: Cancel ends the run (and kills it).
+        timer = threading.Timer(INTERRUPT_GRACE_S, d.directory.tell, args=(d.name, Cancel(reason=reason)))
+        timer.daemon = True
+        timer.start()

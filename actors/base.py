@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 
 import pykka
 
@@ -69,6 +70,12 @@ class Directory:
         if ref is None:
             raise pykka.ActorDeadError(f"no actor answers to {name!r}")
         return ref.ask(message, timeout=timeout)
+
+
+def tell_quietly(ref: pykka.ActorRef, message: Any) -> None:
+    """Reader, ticker and timer threads outlive a stopped actor: their last words may go nowhere."""
+    with contextlib.suppress(pykka.ActorDeadError):  # the actor was stopped or restarted
+        ref.tell(message)
 
 
 class SupervisedActor(pykka.ThreadingActor):

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pykka
-from agentproxy.actors.base import CLARIFIER, DISPATCHER, Directory, SupervisedActor
+from agentproxy.actors.base import CLARIFIER, DISPATCHER, Directory, SupervisedActor, tell_quietly
 
 from agentproxy.agents import claude_stream as wire
 from agentproxy.agents import claude_turns as turns
@@ -69,7 +68,7 @@ class ClaudeWorker(SupervisedActor):
         self.turn_open = False  # a turn was sent and its outcome not yet reported
         self.activity = turns.AgentActivity(options.stuck_repeats)
         self.clarifications = Clarifications(name, options, self.activity)  # what awaits the Clarifier
-        over = functools.partial(_tell_quietly, self.actor_ref)  # on the pause's timer thread
+        over = functools.partial(tell_quietly, self.actor_ref)  # on the pause's timer thread
         self.pauses = Pauses(options.rate_limit_first_wait_s, options.rate_limit_max_wait_s, on_over=over)
         self.clock = TurnClock(options.silence_timeout_s, options.agent_timeout_s)
 
@@ -147,15 +146,15 @@ class ClaudeWorker(SupervisedActor):
             argv,
             cwd=self.cwd,
             env=env,
-            on_lines=lambda lines: _tell_quietly(
+            on_lines=lambda lines: tell_quietly(
                 ref, AgentLines(lines=[line.decode("utf-8", "replace") for line in lines])
             ),
-            on_exit=lambda code: _tell_quietly(ref, AgentExited(returncode=code)),
+            on_exit=lambda code: tell_quietly(ref, AgentExited(returncode=code)),
         )
         warm_up()
         self.stop_ticker()
         self.ticker = Ticker(
-            WATCHDOG_TICK_S, functools.partial(_tell_quietly, ref, WatchdogTick()), f"watchdog-{self.name}"
+            WATCHDOG_TICK_S, functools.partial(tell_quietly, ref, WatchdogTick()), f"watchdog-{self.name}"
         )
 
     def send_turn(self, text: str) -> None:
@@ -314,9 +313,3 @@ class ClaudeWorker(SupervisedActor):
     def _send(self, line: bytes) -> None:
         if self.process is None or not self.process.send(line):
             self.fail_turn("the agent stopped reading its input")
-
-
-def _tell_quietly(ref, message) -> None:
-    """Reader, ticker and timer threads outlive a stopped actor; their last words may go nowhere."""
-    with contextlib.suppress(pykka.ActorDeadError):  # the actor was stopped or restarted
-        ref.tell(message)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -11,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pykka
-from agentproxy.actors.base import Directory, SupervisedActor
+from agentproxy.actors.base import Directory, SupervisedActor, tell_quietly
 
 from agentproxy.context import load_project_context
 from agentproxy.history import summarise_session
@@ -159,7 +157,7 @@ class ContextKeeper(SupervisedActor):
                 event, session_id=event.session_id or self.session_id, at=event.at or time.time()
             )
         if not self.batch:
-            self.timer = threading.Timer(FLUSH_AFTER_S, _tell_quietly, args=(self.actor_ref, FLUSH_DUE))
+            self.timer = threading.Timer(FLUSH_AFTER_S, tell_quietly, args=(self.actor_ref, FLUSH_DUE))
             self.timer.daemon = True
             self.timer.start()
         self.batch.append(event)
@@ -196,9 +194,3 @@ class ContextKeeper(SupervisedActor):
                 flush()
             except Exception:
                 log.exception("event subscriber failed to flush")
-
-
-def _tell_quietly(ref: pykka.ActorRef, message: Any) -> None:
-    """A timer may outlive its actor: its message then goes nowhere."""
-    with contextlib.suppress(pykka.ActorDeadError):
-        ref.tell(message)

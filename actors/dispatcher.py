@@ -14,7 +14,6 @@ restarts an actor the requests it owed are sent again to the fresh instance.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,16 +33,13 @@ from agentproxy.messages import (
     Cancel,
     Escalated,
     Integrated,
-    Interrupt,
     LandDone,
     MakeTree,
     Msg,
-    Notice,
     Plan,
     PlanMade,
     PlanReady,
     PlanRequest,
-    Prepare,
     Prepared,
     Release,
     Restarted,
@@ -65,7 +61,6 @@ from agentproxy.options import RunOptions
 from agentproxy.run_plan import RunPlan, SubtaskState
 
 RELEASE_TIMEOUT_S = 60.0  # removing worktrees is quick; a stuck git is not waited for longer
-INTERRUPT_GRACE_S = 10.0  # how long interrupted agents get to end their turns
 
 
 @dataclass(frozen=True)
@@ -117,11 +112,11 @@ class Dispatcher(SupervisedActor):
             case RunBase():
                 self.on_run_base(message)
             case TreeReady():
-                self.on_tree_ready(message)
+                self.agents.on_tree_ready(message)
             case AgentCanStart():
                 self.agents.on_agent_can_start(message)
             case Prepared():
-                self.on_prepared(message)
+                self.agents.on_prepared(message)
             case AgentSessionOpened(subtask_id=subtask_id, agent_session_id=agent_session_id):
                 self.plan[subtask_id].agent_session_id = agent_session_id
             case SubtaskDone():
@@ -135,7 +130,7 @@ class Dispatcher(SupervisedActor):
             case LandDone():
                 self.merges.on_land_done(message)
             case Spent():
-                self.on_spent(message)
+                self.agents.on_spent(message)
             case Restarted(name=name):
                 self.on_restarted(name)
             case Escalated(name=name, reason=reason):
@@ -208,35 +203,6 @@ class Dispatcher(SupervisedActor):
         state.status = "tree"
         self.send(INTEGRATOR, state.id, MakeTree(subtask_id=state.id, integration=state.kind != "plan"))
 
-    def on_tree_ready(self, ready: TreeReady) -> None:
-        self.done_with(INTEGRATOR, ready.subtask_id)
-        state = self.plan[ready.subtask_id]
-        if ready.error:
-            self.end_subtask(state, "failed", f"no tree to work in: {ready.error}")
-            return
-        if ready.merged:
-            self.end_subtask(state, "done", f"merged before pa stopped ({ready.merged[:10]})")
-            return
-        state.cwd, state.base_commit, state.status = ready.cwd, ready.base_commit, "preparing"
-        if state.kind == "final":
-            state.base_commit, state.base_tree = self.base_commit, self.base_tree
-            self.review(state, "the subtasks' verified work, merged")
-            return
-        judge_against = self.base_tree if state.kind != "plan" else ""
-        self.send(
-            VERIFIER,
-            state.id,
-            Prepare(subtask=state.subtask, cwd=state.cwd, base_commit=state.base_commit, judge_against=judge_against),
-        )
-
-    def on_prepared(self, prepared: Prepared) -> None:
-        self.done_with(VERIFIER, prepared.subtask_id)
-        state = self.plan[prepared.subtask_id]
-        if state.status != "preparing":
-            return
-        state.base_tree = prepared.base_tree or self.base_tree
-        self.agents.start_first_turn(state, prepared)
-
     # -- results ---------------------------------------------------------------------------
 
     def on_subtask_done(self, done: SubtaskDone) -> None:
@@ -275,31 +241,6 @@ class Dispatcher(SupervisedActor):
             self.merges.on_final_review(state, review)
         else:
             self.agents.judge(state, review)
-
-    def on_spent(self, spent: Spent) -> None:
-        if spent.by == "agent":
-            self.cost_usd += spent.usd
-            if (state := self.plan.get(spent.subtask_id)) is not None:
-                state.agent_cost_usd = max(state.agent_cost_usd, spent.session_total_usd)
-        match self.budget.spend(spent.usd):
-            case "warn":
-                self.record(Notice(level="warning", text=f"spent {self.budget.describe()}; the run stops at 100%"))
-            case "over":
-                self.stop_for_budget(f"the budget is spent: {self.budget.describe()}")
-
-    def stop_for_budget(self, reason: str) -> None:
-        """Interrupt the running agents (their sessions are kept) and end once their turns have ended."""
-        running = [state for state in self.plan if state.status == "running"]
-        if not running:
-            self.finish("budget", reason)
-            return
-        self.stopping_for = reason
-        for state in running:
-            self.directory.tell(state.worker, Interrupt(reason=reason))
-        # Should an agent not end its turn, it is not waited for: Cancel ends the run (and kills it).
-        timer = threading.Timer(INTERRUPT_GRACE_S, self.directory.tell, args=(self.name, Cancel(reason=reason)))
-        timer.daemon = True
-        timer.start()
 
     # -- ending subtasks -------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-from agentproxy.actors.base import CONTEXT_KEEPER, DISPATCHER, SUPERVISOR, WORKER_PREFIX, Directory
+from agentproxy.actors.base import CONTEXT_KEEPER, DISPATCHER, SUPERVISOR, WORKER_PREFIX, Directory, tell_quietly
 
 from agentproxy.messages import (
     ActorFailed,
@@ -108,7 +108,7 @@ class Supervisor(pykka.ThreadingActor):
             self.escalate(name, error)
             return
         backoff_s = min(BACKOFF_BASE_S * 2 ** (len(crashes) - 1), BACKOFF_MAX_S)
-        timer = threading.Timer(backoff_s, _tell_quietly, args=(self.actor_ref, RestartDue(name=name)))
+        timer = threading.Timer(backoff_s, tell_quietly, args=(self.actor_ref, RestartDue(name=name)))
         timer.daemon = True
         self.cancel_restart(name)
         self.restarts_due[name] = PendingRestart(timer=timer, error=error, restarts=len(crashes))
@@ -157,9 +157,3 @@ class Supervisor(pykka.ThreadingActor):
                 holds_resources = name.startswith(WORKER_PREFIX) or name == CONTEXT_KEEPER
                 with contextlib.suppress(pykka.Timeout):
                     ref.stop(block=True, timeout=STOP_TIMEOUT_S if holds_resources else QUICK_STOP_TIMEOUT_S)
-
-
-def _tell_quietly(ref: pykka.ActorRef, message: RestartDue) -> None:
-    """A backoff timer may fire after the Supervisor stopped: its message then goes nowhere."""
-    with contextlib.suppress(pykka.ActorDeadError):
-        ref.tell(message)

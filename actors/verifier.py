@@ -8,7 +8,6 @@ work on one tree). The threads are daemons: a brain call stuck at exit does not 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -16,8 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import pykka
-from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
+from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor, tell_quietly
 
 from agentproxy.brain import Brain, OfflineBrain, ReviewInput
 from agentproxy.checks import preexisting_note
@@ -105,7 +103,7 @@ class Verifier(SupervisedActor):
                 try:
                     handler(request)
                 except Exception as exc:
-                    _tell_quietly(self.actor_ref, exc)
+                    tell_quietly(self.actor_ref, exc)
 
         threading.Thread(target=run, name=f"{self.name}-{type(request).__name__.lower()}", daemon=True).start()
 
@@ -199,9 +197,3 @@ def with_check_kinds(verdict: Verdict, checks: list[CheckVerdict]) -> Verdict:
         if note := preexisting_note(checks):
             follow_up += "\n\n" + note
     return msgspec.structs.replace(verdict, findings=findings, follow_up=follow_up)
-
-
-def _tell_quietly(ref: pykka.ActorRef, message: Any) -> None:
-    """A check outlives a stopped Verifier: its crash report then goes nowhere."""
-    with contextlib.suppress(pykka.ActorDeadError):
-        ref.tell(message)

@@ -62,10 +62,7 @@ def resumption(session_id_or_prefix: str) -> Resumption:
     """Read back the session's last task: its plan, the subtasks it finished or verified, their agent sessions."""
     store = SessionStore(config.store_path())
     try:
-        store.mark_interrupted_orphans()
-        row = store.get(session_id_or_prefix)
-        if row.status == "running":
-            raise UsageError(f"session {row.id} is still running (pa pid {row.pid}); wait for it or stop it first")
+        row = _not_running(store, session_id_or_prefix)
         events = store.events(row.id)
     finally:
         store.close()
@@ -111,10 +108,7 @@ def discard(session_id_or_prefix: str) -> str:
 
     store = SessionStore(config.store_path())
     try:
-        store.mark_interrupted_orphans()
-        row = store.get(session_id_or_prefix)
-        if row.status == "running":
-            raise UsageError(f"session {row.id} is still running (pa pid {row.pid}); stop it first")
+        row = _not_running(store, session_id_or_prefix)
         worktrees = SessionWorktrees(Path(row.working_dir), config.worktrees_dir(row.id), row.id)
         branches, places = session_branches(Path(row.working_dir), row.id), worktrees.listed()
         worktrees.remove_all()
@@ -122,3 +116,12 @@ def discard(session_id_or_prefix: str) -> str:
     finally:
         store.close()
     return f"session {row.id} discarded: {len(places)} worktrees and {len(branches)} branches removed"
+
+
+def _not_running(store: SessionStore, session_id_or_prefix: str) -> SessionRow:
+    """The session's row; UsageError while a pa still runs it (one that died is marked interrupted first)."""
+    store.mark_interrupted_orphans()
+    row = store.get(session_id_or_prefix)
+    if row.status == "running":
+        raise UsageError(f"session {row.id} is still running (pa pid {row.pid}); wait for it or stop it first")
+    return row
