@@ -195,7 +195,6 @@ class Dispatcher(SupervisedActor):
     def start_subtask(self, state: SubtaskState) -> None:
         """Its tree first (the Integrator), then its environment and base (the Verifier), then the agent."""
         state.worker = f"{WORKER_PREFIX}{state.id}"
-        state.status = "tree"
         self.record(SubtaskStarted(subtask_id=state.id, title=state.subtask.title, attempt=state.attempt))
         self.make_tree(state)
 
@@ -254,11 +253,7 @@ class Dispatcher(SupervisedActor):
             return
         if status == "failed":
             for blocked in self.plan.blocked_by(state.id):
-                self.record(
-                    SubtaskFinished(
-                        subtask_id=blocked.id, status="blocked", reason=f"it depends on {state.id}, which failed"
-                    )
-                )
+                self.record(SubtaskFinished(subtask_id=blocked.id, status="blocked", reason=blocked.reason))
         if state.kind == "fix" and status == "done":
             self.merges.after_fix()
         elif then_schedule:

@@ -11,12 +11,12 @@ from agentproxy.actors.base import INTEGRATOR, SUPERVISOR
 from agentproxy.messages import Integrate, Integrated, Land, LandDone, ReviewDone, StopWorker
 from agentproxy.run_plan import FINAL_ID, SubtaskState
 from agentproxy.subtask_prompts import MARKERS_LEFT, final_subtask, fix_subtask, resolve_subtask
+from agentproxy.worktrees import RESULT
 
 if TYPE_CHECKING:
     from agentproxy.actors.dispatcher import Dispatcher
 
 RUN = "run"  # the key of a request about the whole run, not one subtask
-RESULT = "result"  # the integration branch: merging the user's branch into it before landing
 
 
 class Merging:
