@@ -415,3 +415,35 @@ def test_a_worktree_gets_the_ignored_files_worktreeinclude_names(project: Path, 
     seen = json.loads((project / "seen.txt").read_text())
     assert seen == {".env": False, "local.cfg": True, "vendor linked": True}  # a secret only when named exactly
     assert "vendor" not in git(project, "ls-files")  # the link is not committed
+
+
+def test_resuming_a_partly_failed_run_does_the_rest_and_lands_everything(project: Path, tmp_path: Path) -> None:
+    conversations = {
+        part(1, 3, "write good.txt"): writes("good.txt", "good\n"),
+        # Claims work it never did, twice (the subtask fails); resumed, it does the work.
+        part(2, 3, "write late.txt"): [Text("Done."), Text("Done, really."), *writes("late.txt", "late\n")],
+        part(3, 3, "write after.txt"): writes("after.txt", "after\n"),
+    }
+    task = "1. write good.txt\n2. write late.txt\n3. write after.txt"
+    with FakeAnthropic(conversations=conversations) as api:
+        code, events, _ = pa(api, tmp_path, task)
+        session = events[0]["session_id"]
+        assert code == 1 and finished(events) == {"1": "done", "2": "failed", "3": "blocked"}
+        done = subprocess.run(
+            pa_argv(project, "", "-s", session)[:-1],
+            env={
+                **isolated_claude_env(api.url, tmp_path / "claude-home"),
+                "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        first_turns = len(api.turns(part(1, 3, "write good.txt")))
+    resumed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0, (done.stderr[-2000:], resumed[-1:])
+    assert first_turns == 2  # the verified subtask was not redone
+    assert [e["subtask_id"] for e in of_kind(resumed, "subtask_started")] == ["2", "3"]
+    for name in ("good", "late", "after"):
+        assert (project / f"{name}.txt").read_text() == f"{name}\n"
+    assert session_branches(project) == []
