@@ -4,6 +4,7 @@ on the user's branch, or stays on the run's integration branch when part of it f
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -447,3 +448,25 @@ def test_resuming_a_partly_failed_run_does_the_rest_and_lands_everything(project
     for name in ("good", "late", "after"):
         assert (project / f"{name}.txt").read_text() == f"{name}\n"
     assert session_branches(project) == []
+
+
+@pytest.mark.parametrize("check_parallel", [1, 2])
+def test_checks_of_different_subtasks_run_at_once_up_to_check_parallel(
+    project: Path, tmp_path: Path, check_parallel: int
+) -> None:
+    log = tmp_path / "checks.log"
+    check = tmp_path / "check.sh"
+    check.write_text(f"echo start >> {log}\nsleep 1.5\necho end >> {log}\n")
+    conversations = {
+        part(1, 2, "write one.txt"): writes("one.txt", "1\n"),
+        part(2, 2, "write two.txt"): writes("two.txt", "2\n"),
+    }
+    with FakeAnthropic(conversations=conversations) as api:
+        code, _, stderr = pa(
+            api, tmp_path, "Files:\n- write one.txt\n- write two.txt",
+            "--check", f"sh {check}", "--check-parallel", str(check_parallel),
+        )  # fmt: skip
+    assert code == 0, stderr[-2000:]
+    marks = log.read_text().split()
+    overlapped = any(a == b == "start" for a, b in itertools.pairwise(marks))
+    assert overlapped == (check_parallel > 1), marks
