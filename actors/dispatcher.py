@@ -88,6 +88,7 @@ class Dispatcher(SupervisedActor):
         self.isolated = False
         self.base_commit = ""  # the run's base: the final review reads the whole diff from here
         self.base_tree = ""  # and resolve, fix and final reviews are judged against its check results
+        self.user_branch = ""
         self.landed_commit: str | None = None
         self.fixes = 0
         self.outstanding: dict[str, dict[str, Msg]] = {}  # actor name -> key -> the request not answered yet
@@ -176,7 +177,7 @@ class Dispatcher(SupervisedActor):
         if base.error:
             self.finish("failed", f"cannot prepare the repository: {base.error}")
             return
-        self.base_commit, self.base_tree = base.commit, base.tree
+        self.base_commit, self.base_tree, self.user_branch = base.commit, base.tree, base.branch
         self.schedule()
 
     def schedule(self) -> None:
@@ -273,6 +274,15 @@ class Dispatcher(SupervisedActor):
             requests.pop(key, None)
 
     def on_restarted(self, name: str) -> None:
+        if name == INTEGRATOR and self.run is not None and self.base_commit:  # first, the run it is in
+            again = BeginRun(
+                session_id=self.run.session_id,
+                task=self.run.task,
+                isolated=self.isolated,
+                base=self.base_commit,
+                branch=self.user_branch,
+            )
+            self.directory.tell(INTEGRATOR, again)
         for key, request in list(self.outstanding.get(name, {}).items()):
             if isinstance(request, RunSubtask):
                 state = self.plan[key]

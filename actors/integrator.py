@@ -62,8 +62,10 @@ class Integrator(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case BeginRun():
+            case BeginRun(base=""):
                 self.reply(self.begin(message))
+            case BeginRun():
+                self.begin_again(message)
             case MakeTree():
                 self.reply(self.make_tree(message))
             case Integrate():
@@ -96,6 +98,14 @@ class Integrator(SupervisedActor):
             return RunBase(commit=base, branch=self.user_branch, tree=workspace.tree_of(base))
         except WorkspaceError as exc:
             return RunBase(commit="", branch="", error=str(exc))
+
+    def begin_again(self, begin: BeginRun) -> None:
+        """A restarted instance takes the run up where the crashed one was: same base, same worktrees."""
+        self.session_id, self.task, self.base, self.user_branch = begin.session_id, begin.task, begin.base, begin.branch
+        self.resumed = True  # merges the crashed instance made may not have been answered
+        if begin.isolated:
+            root = config.worktrees_dir(begin.session_id)
+            self.worktrees = SessionWorktrees(self.working_dir, root, begin.session_id)
 
     def set_apart(self, workspace: Workspace, task: str) -> None:
         """Commit what the user left uncommitted, so the agents' diffs, reviews and commits are their own."""

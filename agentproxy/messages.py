@@ -555,6 +555,9 @@ class BeginRun(Msg, tag="begin_run", frozen=True):
     task: str
     isolated: bool  # subtasks run side by side, each in a worktree, merged on an integration branch
     resumed: bool = False
+    # To a restarted Integrator: the run's base and branch, already set apart (it answers nothing).
+    base: str = ""
+    branch: str = ""
 
 
 class RunBase(Msg, tag="run_base", frozen=True):

@@ -58,3 +58,29 @@ def test_a_crashed_worker_is_restarted_without_disturbing_the_others(scripted_op
     assert (options.working_dir / "hello.py").read_text() == "print('hello')\n"
     log = subprocess.run(["git", "log", "--oneline"], cwd=options.working_dir, capture_output=True, text=True)
     assert log.stdout.count("agentproxy: merge") == 3
+
+
+def test_a_crashed_integrator_is_restarted_on_the_same_run_and_merges_everything(scripted_options) -> None:
+    from agentproxy.actors.integrator import Integrator
+
+    left = {"n": 1}
+
+    def on_integrate(self: Any, integrate: Any) -> None:
+        if left["n"]:
+            left["n"] -= 1
+            raise RuntimeError("injected crash of the Integrator")
+        Integrator.on_integrate(self, integrate)
+
+    crashing = type("CrashingIntegrator", (Integrator,), {"on_integrate": on_integrate})
+    options = scripted_options(WRITE_AND_FINISH, parallel=3)
+    events: list[Event] = []
+    outcome = run_task(
+        THREE_AT_ONCE, options, subscribers=[events.append], classes=ActorClasses(integrator=crashing), timeout_s=120
+    )
+    assert outcome.status == "done", outcome.reason
+    assert [r.actor for r in events if isinstance(r, ActorRestarted)] == ["integrator"]
+    log = subprocess.run(["git", "log", "--oneline"], cwd=options.working_dir, capture_output=True, text=True)
+    assert log.stdout.count("agentproxy: merge") == 3
+    # The worktrees were the crashed instance's: the fresh one found them, and left none behind.
+    listing = subprocess.run(["git", "worktree", "list"], cwd=options.working_dir, capture_output=True, text=True)
+    assert len(listing.stdout.splitlines()) == 1
