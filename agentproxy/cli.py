@@ -258,7 +258,7 @@ def pa(
         typer.Option(
             "--max-budget-usd",
             metavar="USD",
-            min=0.0,
+            min=0.01,
             help="Stop the run when its agents and brain together have spent this much (warns at 80%).",
         ),
     ] = None,

@@ -96,6 +96,10 @@ def no_sessions() -> bool:
         (["--ask-human-timeout", "NaN"], "'--ask-human-timeout': 'NaN' is not a finite number"),
         (["--max-rate-limit-wait", "-1"], "'--max-rate-limit-wait': '-1' is not a finite number of seconds >= 0"),
         (["--max-rate-limit-wait", "1e999"], "'--max-rate-limit-wait': '1e999' is not a finite number"),
+        (["--parallel", "0"], "'--parallel': 0 is not in the range"),
+        (["--check-parallel", "-1"], "'--check-parallel': -1 is not in the range"),
+        (["--max-budget-usd", "0"], "'--max-budget-usd': 0.0 is not in the range"),
+        (["--max-budget-usd", "lots"], "'--max-budget-usd': 'lots' is not a valid float"),
         (["--bogus"], "no such option: --bogus"),
         (["--output", "xml"], "'--output': 'xml' is not one of"),
         (["--check", ""], "'--check': must not be empty"),
@@ -123,6 +127,21 @@ def test_a_bad_option_is_one_line(
     assert needle in line, line
     assert line.endswith("(see pa --help)")
     assert not workdir.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--discard"], "--discard goes with a session and no task: pa -s ID --discard"),
+        (["--discard", "-s", "abcd", "more work"], "--discard goes with a session and no task"),
+        (["--discard", "-s", "ffffffff"], "unknown session"),
+    ],
+)
+def test_discard_without_a_known_session_is_one_line(
+    args: list[str], needle: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    line = error_line(pa(*args, env=env, cwd=tmp_path))
+    assert needle in line, line
 
 
 def test_cli_runner_sees_the_same_one_line_error() -> None:
