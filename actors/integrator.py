@@ -6,6 +6,8 @@ subtask a worktree on ``agentproxy/<session>/<subtask>`` under the data director
 verified branch into ``agentproxy/<session>/result`` in an integration worktree, one merge at a
 time (while an agent resolves a conflict there, the next merges wait), and lands the verified
 result on the user's branch. Worktrees of merged work are removed; a failed subtask's are kept.
+What git knows (a merge in progress, a merge commit) it asks git, so that a restarted instance
+knows it too.
 """
 
 from __future__ import annotations
@@ -54,8 +56,6 @@ class Integrator(SupervisedActor):
         self.resumed = False
         self.worktrees: SessionWorktrees | None = None  # None: in place
         self.user_branch = ""
-        self.in_integration: set[str] = set()  # subtasks working in the integration worktree itself
-        self.merging: str | None = None  # the subtask whose merge an agent is resolving
         self.landed_on_branch = False  # the result is on the user's branch: its own branch can go
         self.merged_users_branch = False  # the user's branch moved, and was merged into the result
         self.waiting: collections.deque[Integrate] = collections.deque()
@@ -130,7 +130,6 @@ class Integrator(SupervisedActor):
                     base_commit=Workspace(self.working_dir).head(),
                 )
             if make.integration:
-                self.in_integration.add(make.subtask_id)
                 return TreeReady(
                     subtask_id=make.subtask_id,
                     cwd=str(self.worktrees.path(RESULT)),
@@ -157,12 +156,19 @@ class Integrator(SupervisedActor):
     # -- merging ---------------------------------------------------------------------------
 
     def on_integrate(self, integrate: Integrate) -> None:
-        if self.merging is not None and not integrate.conclude:
+        if not integrate.conclude and self.conflict_open():
             self.waiting.append(integrate)  # the integration worktree is busy with a conflict
             return
         self.reply(self.integrate(integrate))
-        while self.merging is None and self.waiting:
+        while self.waiting and not self.conflict_open():
             self.reply(self.integrate(self.waiting.popleft()))
+
+    def conflict_open(self) -> bool:
+        """An agent is resolving a merge in the integration worktree."""
+        try:
+            return self.worktrees is not None and self.worktrees.merge_in_progress(RESULT)
+        except WorkspaceError:
+            return False  # the merge itself will say what is wrong
 
     def integrate(self, integrate: Integrate) -> Integrated:
         sid = integrate.subtask_id
@@ -171,7 +177,7 @@ class Integrator(SupervisedActor):
                 return Integrated(subtask_id=sid)  # in place: the run's work is committed once, when it lands
             if integrate.conclude:
                 return self.conclude(integrate)
-            if sid in self.in_integration:
+            if integrate.integration:
                 return Integrated(subtask_id=sid, commit=self.commit(self.worktrees.path(RESULT), integrate.title))
             return self.merge(integrate)
         except WorkspaceError as exc:
@@ -186,7 +192,6 @@ class Integrator(SupervisedActor):
         branch = self.worktrees.branch(name)
         outcome = self.worktrees.merge(RESULT, branch, merge_subject(integrate.subtask_id, integrate.title))
         if outcome.conflicted:
-            self.merging = integrate.subtask_id
             self.record(MergeConflicted(subtask_id=integrate.subtask_id, files=outcome.conflicted))
             return Integrated(subtask_id=integrate.subtask_id, conflicted=outcome.conflicted)
         return self.merged(integrate.subtask_id, outcome.commit or self.worktrees.head(RESULT))
@@ -208,7 +213,6 @@ class Integrator(SupervisedActor):
         if left := self.worktrees.markers_left(RESULT):
             return Integrated(subtask_id=integrate.subtask_id, conflicted=left, error="conflict markers are left")
         commit = self.worktrees.conclude_merge(RESULT, merge_subject(integrate.subtask_id, integrate.title))
-        self.merging = None
         if integrate.subtask_id == RESULT:
             self.merged_users_branch = True
             return Integrated(subtask_id=RESULT, commit=commit)  # the user's branch, merged in before landing
@@ -239,7 +243,6 @@ class Integrator(SupervisedActor):
             base = run_git(self.working_dir, "merge-base", self.user_branch, result).strip()
             landing = self.worktrees.land(self.user_branch, base)
             if landing.how == "kept" and landing.reason == CONFLICT:
-                self.merging = RESULT
                 conflicted = self.worktrees.conflicted(RESULT)
                 self.record(MergeConflicted(subtask_id=RESULT, files=conflicted))
                 return LandDone(conflicted=conflicted)

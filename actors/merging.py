@@ -40,7 +40,8 @@ class Merging:
             title = merged.subtask.title if merged is not None else "your branch"
             d.send(INTEGRATOR, state.id, Integrate(subtask_id=state.merges, title=title, conclude=True))
         else:
-            d.send(INTEGRATOR, state.id, Integrate(subtask_id=state.id, title=state.subtask.title))
+            integrate = Integrate(subtask_id=state.id, title=state.subtask.title, integration=state.kind == "fix")
+            d.send(INTEGRATOR, state.id, integrate)
 
     def on_integrated(self, integrated: Integrated) -> None:
         d = self.dispatcher

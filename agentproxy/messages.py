@@ -593,6 +593,7 @@ class Integrate(Msg, tag="integrate", frozen=True):
     subtask_id: str
     title: str
     conclude: bool = False
+    integration: bool = False  # it worked in the integration worktree itself (a fix): commit it there
 
 
 class Integrated(Msg, tag="integrated", frozen=True):

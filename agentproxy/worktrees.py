@@ -207,6 +207,9 @@ class SessionWorktrees:
             raise WorkspaceError(f"git merge of {branch_or_commit} failed in {top}: {git_complaint(output)}")
         return MergeOutcome(Workspace(top).head(), [])
 
+    def merge_in_progress(self, name: str) -> bool:
+        return self._merging(self._top(name))
+
     def conflicted(self, name: str) -> list[str]:
         """Files git still counts as conflicted in that worktree, from the repository's top."""
         return _paths(run_git(self._top(name), "diff", "--name-only", "--diff-filter=U", "-z"))
