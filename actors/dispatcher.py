@@ -313,4 +313,5 @@ class Dispatcher(SupervisedActor):
         """The Integrator removes what is merged and keeps what is not; waited for, within a bound."""
         # Should it not answer in time, the worktrees stay: pa -s ID --discard removes them.
         with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
-            self.directory.ask(INTEGRATOR, Release(status=status), timeout=RELEASE_TIMEOUT_S)
+            merged = [s.id for s in self.plan.planned() if s.status == "done"]
+            self.directory.ask(INTEGRATOR, Release(status=status, merged=merged), timeout=RELEASE_TIMEOUT_S)

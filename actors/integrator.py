@@ -72,8 +72,8 @@ class Integrator(SupervisedActor):
                 self.on_integrate(message)
             case Land(task=task):
                 self.reply(self.land(task))
-            case Release(status=status):
-                return self.release_run(status)
+            case Release(status=status, merged=merged):
+                return self.release_run(status, merged)
         return None
 
     def reply(self, message: Any) -> None:
@@ -146,7 +146,7 @@ class Integrator(SupervisedActor):
     def create(self, name: str, start: str, subtask_id: str = RESULT) -> Path:
         assert self.worktrees is not None
         existed = self.worktrees.path(name).is_dir()
-        cwd = self.worktrees.create(name, start)
+        cwd = self.worktrees.create(name, start, new=not existed and not self.resumed)
         if not existed:
             self.record(
                 WorktreeCreated(subtask_id=subtask_id, branch=self.worktrees.branch(name), path=str(cwd), start=start)
@@ -272,7 +272,7 @@ class Integrator(SupervisedActor):
             self.record(Committed(commit=commit, message=message.splitlines()[0]))
         return Landed(how="committed", branch=self.user_branch, commit=commit or "")
 
-    def release_run(self, status: str) -> list[str]:
+    def release_run(self, status: str, merged: list[str]) -> list[str]:
         """Remove what is merged or landed; keep the rest, listed. The kept worktrees' paths."""
         if self.worktrees is None:
             if status != "done" and Workspace(self.working_dir).has_changes():
@@ -283,6 +283,9 @@ class Integrator(SupervisedActor):
         landed = status == "done" and self.landed_on_branch
         try:
             kept = self.worktrees.listed()
+            for subtask_id in merged:  # left behind when pa stopped between a merge and its clean-up
+                if kept.pop(branch_name(subtask_id), None) is not None:
+                    self.remove(branch_name(subtask_id), subtask_id)
             if kept.pop(RESULT, None) is not None:
                 self.worktrees.remove(RESULT, keep_branch=not landed)  # the verified work, not yet yours
             if landed and not kept:

@@ -623,6 +623,7 @@ class Release(Msg, tag="release", frozen=True):
     """Dispatcher -> Integrator: the run ends; remove the worktrees of merged work, keep (and list) the rest."""
 
     status: str
+    merged: list[str] = []  # the subtasks whose work is merged (in this run or an earlier one)
 
 
 class Cancel(Msg, tag="cancel", frozen=True):

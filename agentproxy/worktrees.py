@@ -139,20 +139,22 @@ class SessionWorktrees:
 
     # --- making and removing ---------------------------------------------------------------------
 
-    def create(self, name: str, start: str) -> Path:
+    def create(self, name: str, start: str, new: bool = False) -> Path:
         """The worktree of that name, on its branch started at start; made if missing (resumes reuse it).
 
         An existing worktree is returned untouched. A branch whose directory is gone gets a new worktree
-        on the branch as it is. A new worktree gets the files .worktreeinclude names.
+        on the branch as it is. A new worktree gets the files .worktreeinclude names. new: the caller
+        knows neither exists (a fresh run's name), so none of that is looked for.
         """
         from agentproxy.worktree_include import copy_included  # lazy: worktree_include uses run_git from here
 
         top, branch = self._top(name), self.branch(name)
-        run_git(self.top, "worktree", "prune")
-        if any(Path(entry["worktree"]) == top for entry in self._registered()) and top.is_dir():
-            return self.path(name)
+        if not new:
+            run_git(self.top, "worktree", "prune")
+            if any(Path(entry["worktree"]) == top for entry in self._registered()) and top.is_dir():
+                return self.path(name)
         self.root.mkdir(parents=True, exist_ok=True)
-        if self._branch_exists(branch):
+        if not new and self._branch_exists(branch):
             run_git(self.top, "worktree", "add", "-q", str(top), branch)
         else:
             run_git(self.top, "worktree", "add", "-q", "-b", branch, str(top), start)
