@@ -151,6 +151,9 @@ class Integrator(SupervisedActor):
             self.record(
                 WorktreeCreated(subtask_id=subtask_id, branch=self.worktrees.branch(name), path=str(cwd), start=start)
             )
+            if included := self.worktrees.included.get(name):
+                listing = ", ".join(f"{item.path} ({item.how})" for item in included)
+                self.record(Notice(text=f"[{subtask_id}] from .worktreeinclude: {listing}"))
         return cwd
 
     # -- merging ---------------------------------------------------------------------------

@@ -411,8 +411,10 @@ def test_a_worktree_gets_the_ignored_files_worktreeinclude_names(project: Path, 
         part(2, 2, "write other.txt"): writes("other.txt", "other\n"),
     }
     with FakeAnthropic(conversations=conversations) as api:
-        code, _, stderr = pa(api, tmp_path, "Look:\n- report what is here\n- write other.txt")
+        code, events, stderr = pa(api, tmp_path, "Look:\n- report what is here\n- write other.txt")
     assert code == 0, stderr[-2000:]
+    shown = [e["text"] for e in of_kind(events, "notice") if "from .worktreeinclude" in e["text"]]
+    assert len(shown) == 3 and all("local.cfg (copied)" in t and "vendor (linked)" in t for t in shown)  # and result
     seen = json.loads((project / "seen.txt").read_text())
     assert seen == {".env": False, "local.cfg": True, "vendor linked": True}  # a secret only when named exactly
     assert "vendor" not in git(project, "ls-files")  # the link is not committed
