@@ -66,6 +66,8 @@ class ClaudeWorker(SupervisedActor):
         self.spawned_idle = False  # a process started by SpawnAgent waits for its first turn
         self.agent_session_id: str | None = None
         self.turn_open = False  # a turn was sent and its outcome not yet reported
+        self.last_turn = ""  # what the agent was last told: a new session after a failed resume is told it again
+        self.resuming: str | None = None  # the agent session the process resumed, until a turn of it goes through
         self.activity = turns.AgentActivity(options.stuck_repeats)
         self.clarifications = Clarifications(name, options, self.activity)  # what awaits the Clarifier
         over = functools.partial(tell_quietly, self.actor_ref)  # on the pause's timer thread
@@ -139,6 +141,7 @@ class ClaudeWorker(SupervisedActor):
     def start_process(self, resume: str | None) -> None:
         if self.process is not None:
             self.process.kill()
+        self.resuming = resume  # until a turn of it goes through: a session a kill cut may not resume
         env = {**agent_environment(self.options.agent_env), **self.project_env}
         argv = headless_argv(self.options.agent_command, resume=resume, model=self.options.model)
         ref = self.actor_ref
@@ -158,7 +161,7 @@ class ClaudeWorker(SupervisedActor):
         )
 
     def send_turn(self, text: str) -> None:
-        self.turn_open = True
+        self.turn_open, self.last_turn = True, text
         # The limits count the agent's own time: not the checks and reviews between its turns.
         self.clock.start(time.monotonic())
         assert self.process is not None
@@ -230,12 +233,29 @@ class ClaudeWorker(SupervisedActor):
             self.send_turn(refocus)
             return
         if not result.is_error:
+            self.resuming = None
             self.pauses.went_through()
             self.on_final_text(result.result or "")
         elif limit := self.pauses.limit_of(result, time.time()):
             self.pause(limit)
+        elif self.resuming:
+            self.start_afresh(turns.failure(result))
         else:
             self.fail_turn(turns.failure(result))
+
+    def start_afresh(self, why: str) -> None:
+        """The resumed agent session cannot go on (a kill cut its transcript): a new one takes the same turn
+        in the same tree, whose files hold the work so far."""
+        self.record(Notice(level="warning", text=f"[{self.subtask_id}] agent session {self.resuming} could not be"
+                           f" resumed ({why}); a new session takes the turn"))  # fmt: skip
+        self.agent_session_id = None
+        self.activity.session_cost_usd = 0.0
+        try:
+            self.start_process(resume=None)
+        except AgentError as exc:
+            self.fail_turn(str(exc))
+            return
+        self.send_turn(self.last_turn)
 
     def on_final_text(self, text: str) -> None:
         """Done, unless the final answer is really a question for the Clarifier."""
@@ -272,9 +292,14 @@ class ClaudeWorker(SupervisedActor):
             self.start_turn(text, fresh_process=self.process is None or not self.process.alive)
 
     def on_agent_exited(self, code: int | None) -> None:
-        if self.turn_open:
-            tail = self.process.stderr_tail()[-300:] if self.process else ""
-            self.fail_turn(f"agent exited with code {code} before finishing" + (f": {tail}" if tail else ""))
+        if not self.turn_open or (self.process is not None and self.process.alive):
+            return  # between turns, or the word of a process already replaced
+        tail = self.process.stderr_tail()[-300:] if self.process else ""
+        why = f"agent exited with code {code} before finishing" + (f": {tail}" if tail else "")
+        if self.resuming:
+            self.start_afresh(why)
+        else:
+            self.fail_turn(why)
 
     def fail_turn(self, reason: str) -> None:
         """Kill the agent and report the subtask failed, once per turn."""

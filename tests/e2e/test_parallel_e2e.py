@@ -472,3 +472,32 @@ def test_checks_of_different_subtasks_run_at_once_up_to_check_parallel(
     marks = log.read_text().split()
     overlapped = any(a == b == "start" for a, b in itertools.pairwise(marks))
     assert overlapped == (check_parallel > 1), marks
+
+
+def test_an_agent_session_that_cannot_be_resumed_gives_way_to_a_new_one(project: Path, tmp_path: Path) -> None:
+    conversations = {
+        # Claims work it never did, twice (the run fails); resumed later, it does the work.
+        "write late.txt": [Text("Done."), Text("Done, really."), *writes("late.txt", "late\n")],
+    }
+    with FakeAnthropic(conversations=conversations) as api:
+        code, events, _ = pa(api, tmp_path, "write late.txt")
+        assert code == 1
+        transcripts = list((tmp_path / "claude-home").rglob("*.jsonl"))
+        assert transcripts
+        for transcript in transcripts:  # as a kill in the middle of writing one can leave it: gone
+            transcript.unlink()
+        done = subprocess.run(
+            pa_argv(project, "", "-s", events[0]["session_id"])[:-1],
+            env={
+                **isolated_claude_env(api.url, tmp_path / "claude-home"),
+                "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    resumed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0, (done.stderr[-2000:], resumed[-1:])
+    notices = [e["text"] for e in of_kind(resumed, "notice") if "could not be resumed" in e["text"]]
+    assert notices and "a new session takes the turn" in notices[0]
+    assert (project / "late.txt").read_text() == "late\n"
