@@ -51,17 +51,21 @@ def git(directory: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def pa_env(api: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
+    return {
+        **isolated_claude_env(api.url, tmp_path / "claude-home"),
+        "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home"),
+    }
+
+
 def pa(
     api: FakeAnthropic, tmp_path: Path, task: str, *flags: str, env: dict[str, str] | None = None
 ) -> tuple[int, list[dict[str, Any]], str]:
-    """Run `pa` to the end; its exit code, its events and its stderr."""
+    """Run `pa` to the end; its exit code, its events and its stderr. An empty task: `pa -s ID` (in flags)."""
+    argv = pa_argv(tmp_path / "project", task, *flags)
     done = subprocess.run(
-        pa_argv(tmp_path / "project", task, *flags),
-        env={
-            **isolated_claude_env(api.url, tmp_path / "claude-home"),
-            "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home"),
-            **(env or {}),
-        },
+        argv if task else argv[:-1],
+        env={**pa_env(api, tmp_path), **(env or {})},
         capture_output=True,
         text=True,
         timeout=240,
@@ -255,11 +259,7 @@ def test_kill_9_mid_run_then_resume_redoes_nothing_and_merges_once(project: Path
     }
     task = "Files:\n- write one.txt\n- write two.txt\n- write three.txt"
     with FakeAnthropic(conversations=conversations) as api:
-        env = {
-            **isolated_claude_env(api.url, tmp_path / "claude-home"),
-            "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home"),
-        }
-        first = subprocess.Popen(pa_argv(project, task), env=env, stdout=subprocess.PIPE, text=True)
+        first = subprocess.Popen(pa_argv(project, task), env=pa_env(api, tmp_path), stdout=subprocess.PIPE, text=True)
         assert first.stdout is not None
         session = ""
         for line in first.stdout:
@@ -271,12 +271,9 @@ def test_kill_9_mid_run_then_resume_redoes_nothing_and_merges_once(project: Path
         wait_until(lambda: all(api.turns(key) for key in hanging))  # both agents are inside their first turn
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-        resumed = subprocess.run(
-            pa_argv(project, "", "-s", session)[:-1], env=env, capture_output=True, text=True, timeout=240
-        )
+        code, events, stderr = pa(api, tmp_path, "", "-s", session)
         turns = {key: len(api.turns(key)) for key in conversations}
-    events = [json.loads(line) for line in resumed.stdout.splitlines() if line.startswith("{")]
-    assert resumed.returncode == 0, (resumed.stderr[-3000:], events[-1])
+    assert code == 0, (stderr[-3000:], events[-1])
     assert turns[part(1, 3, "write one.txt")] == 2  # the finished subtask was not redone
     assert {e["subtask_id"] for e in of_kind(events, "merged")} == {"2", "3"}  # subtask 1 is not merged again
     log = git(project, "log", "--format=%s")
@@ -432,19 +429,9 @@ def test_resuming_a_partly_failed_run_does_the_rest_and_lands_everything(project
         code, events, _ = pa(api, tmp_path, task)
         session = events[0]["session_id"]
         assert code == 1 and finished(events) == {"1": "done", "2": "failed", "3": "blocked"}
-        done = subprocess.run(
-            pa_argv(project, "", "-s", session)[:-1],
-            env={
-                **isolated_claude_env(api.url, tmp_path / "claude-home"),
-                "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home"),
-            },
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
+        code, resumed, stderr = pa(api, tmp_path, "", "-s", session)
         first_turns = len(api.turns(part(1, 3, "write good.txt")))
-    resumed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 0, (done.stderr[-2000:], resumed[-1:])
+    assert code == 0, (stderr[-2000:], resumed[-1:])
     assert first_turns == 2  # the verified subtask was not redone
     assert [e["subtask_id"] for e in of_kind(resumed, "subtask_started")] == ["2", "3"]
     for name in ("good", "late", "after"):
@@ -486,18 +473,54 @@ def test_an_agent_session_that_cannot_be_resumed_gives_way_to_a_new_one(project:
         assert transcripts
         for transcript in transcripts:  # as a kill in the middle of writing one can leave it: gone
             transcript.unlink()
-        done = subprocess.run(
-            pa_argv(project, "", "-s", events[0]["session_id"])[:-1],
-            env={
-                **isolated_claude_env(api.url, tmp_path / "claude-home"),
-                "AGENTPROXY_HOME": str(tmp_path / "agentproxy-home"),
-            },
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-    resumed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 0, (done.stderr[-2000:], resumed[-1:])
+        code, resumed, stderr = pa(api, tmp_path, "", "-s", events[0]["session_id"])
+    assert code == 0, (stderr[-2000:], resumed[-1:])
     notices = [e["text"] for e in of_kind(resumed, "notice") if "could not be resumed" in e["text"]]
     assert notices and "a new session takes the turn" in notices[0]
     assert (project / "late.txt").read_text() == "late\n"
+
+
+def test_a_worker_crash_during_a_parallel_run_restarts_that_worker_only(project: Path, tmp_path: Path) -> None:
+    # A fault can only be injected inside pa: the run goes through run_task, with the real CLI and fake API.
+    from agentproxy.actors.claude_worker import ClaudeWorker
+
+    from agentproxy.messages import ActorRestarted, AgentStarted, Event, SubtaskFinished
+    from agentproxy.runtime import ActorClasses, run_task
+    from agentproxy.testing.claude_env import fake_api_options
+
+    left = {"crashes": 1}
+
+    def on_agent_line(self: Any, raw: str) -> None:
+        if self.subtask_id == "2" and left["crashes"]:
+            left["crashes"] -= 1
+            raise RuntimeError("injected crash of the worker of subtask 2")
+        ClaudeWorker.on_agent_line(self, raw)
+
+    crashing = type("CrashingWorker", (ClaudeWorker,), {"on_agent_line": on_agent_line})
+
+    def writer(name: str) -> Callable[[CapturedRequest], ToolUse | Text]:
+        # Each turn writes the file and then says so: the crash may cut the turn the fake already answered.
+        return lambda request: Text(f"Wrote {name}.") if request.tool_results else write_file(name, f"{name[0]}\n")
+
+    conversations = {part(i, 3, f"write {n}.txt"): [writer(f"{n}.txt")] * 6 for i, n in enumerate("abc", 1)}
+    with FakeAnthropic(conversations=conversations) as api:
+        options = fake_api_options(api.url, project, tmp_path / "claude-home", parallel=3)
+        events: list[Event] = []
+        outcome = run_task(
+            "Files:\n- write a.txt\n- write b.txt\n- write c.txt",
+            options,
+            subscribers=[events.append],
+            classes=ActorClasses(worker=crashing),
+            timeout_s=180,
+        )
+    assert outcome.status == "done", outcome.reason
+    assert [(e.actor, e.restarts) for e in events if isinstance(e, ActorRestarted)] == [("worker:2", 1)]
+    assert {e.subtask_id: e.status for e in events if isinstance(e, SubtaskFinished)} == {
+        "1": "done",
+        "2": "done",
+        "3": "done",
+    }
+    started = [e.subtask_id for e in events if isinstance(e, AgentStarted)]
+    assert started.count("1") == 1 and started.count("3") == 1  # the others' agents were not disturbed
+    for name in "abc":
+        assert (project / f"{name}.txt").read_text() == f"{name}\n"
