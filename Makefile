@@ -41,6 +41,7 @@ bench: $(VENV)/.dev-installed $(CLAUDE)
 	$(BIN)/python tests/bench/checks.py || missed=1; \
 	$(BIN)/python tests/bench/events.py || missed=1; \
 	$(BIN)/python tests/bench/parallel.py || missed=1; \
+	$(BIN)/python tests/bench/bundles.py || missed=1; \
 	exit $$missed
 
 install: $(VENV)/.installed

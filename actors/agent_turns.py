@@ -13,12 +13,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from agentproxy.actors.base import CLARIFIER, INTEGRATOR, SUPERVISOR, VERIFIER
+from agentproxy.actors.base import BRIDGE, CLARIFIER, INTEGRATOR, SUPERVISOR
 
 from agentproxy.messages import (
     AgentCanStart,
     Answer,
     Ask,
+    AssignSubtask,
     Cancel,
     FollowUp,
     FollowUpSent,
@@ -93,7 +94,7 @@ class AgentTurns:
     def start_worker(self, state: SubtaskState) -> None:
         d = self.dispatcher
         state.worker_started = True
-        d.directory.ask(SUPERVISOR, StartWorker(name=state.worker))
+        d.directory.ask(SUPERVISOR, StartWorker(name=state.worker, remote=state.remote))
 
     def resumed_session(self, state: SubtaskState) -> str | None:
         """The agent session a resumed subtask continues (or that a continued one-subtask session resumes)."""
@@ -194,17 +195,24 @@ class AgentTurns:
             state.base_commit, state.base_tree = d.base_commit, d.base_tree
             d.review(state, "the subtasks' verified work, merged")
             return
+        if state.remote:
+            assert d.run is not None
+            assign = AssignSubtask(
+                subtask_id=state.id, session_id=d.run.session_id, branch=ready.branch, base=ready.base_commit
+            )
+            d.directory.tell(BRIDGE, assign)
+            self.start_worker(state)  # its RemoteAgent: Prepare goes to the worker host through it
         judge_against = d.base_tree if state.kind != "plan" else ""
         d.send(
-            VERIFIER,
+            state.checker,
             state.id,
             Prepare(subtask=state.subtask, cwd=state.cwd, base_commit=state.base_commit, judge_against=judge_against),
         )
 
     def on_prepared(self, prepared: Prepared) -> None:
         d = self.dispatcher
-        d.done_with(VERIFIER, prepared.subtask_id)
         state = d.plan[prepared.subtask_id]
+        d.done_with(state.checker, prepared.subtask_id)
         if state.status != "preparing":
             return
         state.base_tree = prepared.base_tree or d.base_tree

@@ -22,6 +22,7 @@ DISPATCHER = "dispatcher"
 CLARIFIER = "clarifier"
 VERIFIER = "verifier"
 INTEGRATOR = "integrator"
+BRIDGE = "bridge"
 WORKER_PREFIX = "worker:"
 
 # Every ask between actors waits at most this long.

@@ -21,7 +21,7 @@ from typing import Any
 
 import pykka
 from agentproxy.actors.agent_turns import AgentTurns
-from agentproxy.actors.base import INTEGRATOR, PLANNER, SUPERVISOR, VERIFIER, WORKER_PREFIX, Directory, SupervisedActor
+from agentproxy.actors.base import BRIDGE, INTEGRATOR, PLANNER, SUPERVISOR, WORKER_PREFIX, Directory, SupervisedActor
 from agentproxy.actors.merging import RUN, Merging
 
 from agentproxy.budget import Budget
@@ -29,19 +29,23 @@ from agentproxy.messages import (
     AgentCanStart,
     AgentSessionOpened,
     Answer,
+    AssignmentLost,
     BeginRun,
     Cancel,
+    EndAssignment,
     Escalated,
     Integrated,
     LandDone,
     MakeTree,
     Msg,
+    Notice,
     Plan,
     PlanMade,
     PlanReady,
     PlanRequest,
     Prepared,
     Release,
+    RemoteSlots,
     Restarted,
     Review,
     ReviewDone,
@@ -97,6 +101,9 @@ class Dispatcher(SupervisedActor):
         self.stopping_for = ""  # why the run is ending once its interrupted agents have ended their turns
         self.started_at = time.monotonic()
         self.finished = False
+        listen = options.listen
+        self.local_slots = options.parallel if listen is None or listen.local_slots is None else listen.local_slots
+        self.remote_slots = 0  # what the live worker hosts can run at once, as the Bridge last said
         self.agents = AgentTurns(self)
         self.merges = Merging(self)
 
@@ -132,6 +139,12 @@ class Dispatcher(SupervisedActor):
                 self.merges.on_land_done(message)
             case Spent():
                 self.agents.on_spent(message)
+            case RemoteSlots(slots=slots):
+                self.remote_slots = slots
+                if self.base_commit:
+                    self.schedule()
+            case AssignmentLost():
+                self.on_assignment_lost(message)
             case Restarted(name=name):
                 self.on_restarted(name)
             case Escalated(name=name, reason=reason):
@@ -164,7 +177,8 @@ class Dispatcher(SupervisedActor):
                 self.record(SubtaskFinished(subtask_id=state.id, status="done", reason="finished in an earlier run"))
             elif state.id in self.run.verified_subtasks:
                 state.verified = True
-        self.isolated = len(plan.subtasks) > 1 and self.options.parallel > 1
+        # Remote workers need branches to carry the work: a run with a broker is isolated whatever its size.
+        self.isolated = (len(plan.subtasks) > 1 and self.options.parallel > 1) or self.options.listen is not None
         resumed = bool(self.run.done_subtasks or self.run.verified_subtasks or self.run.agent_sessions)
         self.send(
             INTEGRATOR,
@@ -181,27 +195,54 @@ class Dispatcher(SupervisedActor):
         self.schedule()
 
     def schedule(self) -> None:
-        """Start every ready subtask a slot is free for; when nothing is left to do, conclude."""
-        slots = self.options.parallel if self.isolated else 1
+        """Start every ready subtask a slot is free for, here or on a worker host; when nothing is left, conclude."""
         for state in self.plan.ready():
             if state.verified:
                 self.merges.integrate(state)  # resumed: its work passed review before pa stopped
                 continue
-            if len(self.plan.active()) >= slots:
+            place = self.free_slot(state)
+            if place is None:
                 break
-            self.start_subtask(state)
+            self.start_subtask(state, remote=place == "remote")
         if not self.plan.busy() and not self.plan.ready():
             self.merges.conclude()
 
-    def start_subtask(self, state: SubtaskState) -> None:
+    def free_slot(self, state: SubtaskState) -> str | None:
+        """ "local", "remote", or None. Resolves and fixes work in the integration worktree: always here."""
+        active = self.plan.active()
+        if state.kind != "plan":
+            return "local"
+        if not self.isolated:
+            return "local" if not active else None
+        local = sum(1 for s in active if not s.remote and s.kind == "plan")
+        if local < min(self.local_slots, self.options.parallel):
+            return "local"
+        if sum(1 for s in active if s.remote) < self.remote_slots:
+            return "remote"
+        return None
+
+    def start_subtask(self, state: SubtaskState, remote: bool = False) -> None:
         """Its tree first (the Integrator), then its environment and base (the Verifier), then the agent."""
-        state.worker = f"{WORKER_PREFIX}{state.id}"
+        state.worker, state.remote = f"{WORKER_PREFIX}{state.id}", remote
         self.record(SubtaskStarted(subtask_id=state.id, title=state.subtask.title, attempt=state.attempt))
         self.make_tree(state)
 
     def make_tree(self, state: SubtaskState) -> None:
         state.status = "tree"
-        self.send(INTEGRATOR, state.id, MakeTree(subtask_id=state.id, integration=state.kind != "plan"))
+        make = MakeTree(subtask_id=state.id, integration=state.kind != "plan", remote=state.remote)
+        self.send(INTEGRATOR, state.id, make)
+
+    def on_assignment_lost(self, lost: AssignmentLost) -> None:
+        """Its worker host is gone: the subtask starts again from its base, as its next attempt, elsewhere."""
+        state = self.plan.get(lost.subtask_id)
+        if state is None or not state.remote or state.status in ("pending", "done", "failed", "blocked"):
+            return
+        self.forget(state.id)
+        state.attempt += 1
+        state.status, state.worker_started, state.agent_session_id, state.agent_cost_usd = "pending", False, None, 0.0
+        text = f"[{state.id}] worker {lost.worker} lost ({lost.reason}): started again as attempt {state.attempt}"
+        self.record(Notice(level="warning", text=text))
+        self.schedule()
 
     # -- results ---------------------------------------------------------------------------
 
@@ -232,11 +273,11 @@ class Dispatcher(SupervisedActor):
             base_commit=state.base_commit,
             base_tree=state.base_tree,
         )
-        self.send(VERIFIER, state.id, request)
+        self.send(state.checker, state.id, request)
 
     def on_review_done(self, review: ReviewDone) -> None:
-        self.done_with(VERIFIER, review.subtask_id)
         state = self.plan[review.subtask_id]
+        self.done_with(state.checker, review.subtask_id)
         if state.kind == "final":
             self.merges.on_final_review(state, review)
         else:
@@ -249,6 +290,8 @@ class Dispatcher(SupervisedActor):
         self.forget(state.id)
         self.record(SubtaskFinished(subtask_id=state.id, status=status, reason=reason))  # type: ignore[arg-type]
         self.directory.tell(SUPERVISOR, StopWorker(name=state.worker))
+        if state.remote:
+            self.directory.tell(BRIDGE, EndAssignment(subtask_id=state.id, merged=status == "done"))
         if status == "failed" and (not self.isolated or state.kind != "plan"):
             self.finish("failed", f"subtask {state.id} ({state.subtask.title}) failed: {reason}")
             return
@@ -274,6 +317,10 @@ class Dispatcher(SupervisedActor):
             requests.pop(key, None)
 
     def on_restarted(self, name: str) -> None:
+        if name == BRIDGE:  # what it knew of the worker hosts died with it: their subtasks start again
+            for state in self.plan:
+                self.on_assignment_lost(AssignmentLost(subtask_id=state.id, worker="?", reason="the bridge restarted"))
+            return
         if name == INTEGRATOR and self.run is not None and self.base_commit:  # first, the run it is in
             again = BeginRun(
                 session_id=self.run.session_id,
@@ -299,6 +346,8 @@ class Dispatcher(SupervisedActor):
         for state in self.plan:
             if state.status in ("running", "reviewing", "asking"):
                 self.directory.tell(state.worker, Cancel(reason=reason or status))
+            if state.remote and state.status not in ("pending", "done", "failed", "blocked"):
+                self.directory.tell(BRIDGE, EndAssignment(subtask_id=state.id, merged=False))
         self.release_trees(status)
         duration = time.monotonic() - self.started_at
         self.record(SessionFinished(status=status, reason=reason, cost_usd=self.cost_usd, duration_s=duration))

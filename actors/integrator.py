@@ -17,13 +17,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
+from agentproxy.actors.base import BRIDGE, DISPATCHER, Directory, SupervisedActor
 
 from agentproxy import config
 from agentproxy.errors import WorkspaceError
 from agentproxy.messages import (
     BeginRun,
     Committed,
+    FetchResult,
     Integrate,
     Integrated,
     Land,
@@ -34,6 +35,7 @@ from agentproxy.messages import (
     Merged,
     Notice,
     Release,
+    ResultFetched,
     RunBase,
     TreeReady,
     WorktreeCreated,
@@ -68,6 +70,8 @@ class Integrator(SupervisedActor):
                 self.begin_again(message)
             case MakeTree():
                 self.reply(self.make_tree(message))
+            case FetchResult():
+                self.directory.tell(BRIDGE, self.fetch_result(message))
             case Integrate():
                 self.on_integrate(message)
             case Land(task=task):
@@ -138,10 +142,28 @@ class Integrator(SupervisedActor):
             if merged := self.merge_commit_of(make.subtask_id):
                 return TreeReady(subtask_id=make.subtask_id, merged=merged)
             name = branch_name(make.subtask_id)
+            if make.remote:
+                start = self.worktrees.head(RESULT)
+                branch = self.worktrees.start_branch(name, start)
+                return TreeReady(subtask_id=make.subtask_id, base_commit=start, branch=branch)
             cwd = self.create(name, self.worktrees.head(RESULT), subtask_id=make.subtask_id)
             return TreeReady(subtask_id=make.subtask_id, cwd=str(cwd), base_commit=self.worktrees.head(name))
         except WorkspaceError as exc:
             return TreeReady(subtask_id=make.subtask_id, error=str(exc))
+
+    def fetch_result(self, fetch: FetchResult) -> ResultFetched:
+        """A remote subtask's verified work onto its branch here, from the bundle its worker sent."""
+        from agentproxy.bridge.bundles import fetch_result  # lazy: only runs with remote workers
+
+        assert self.worktrees is not None
+        branch = self.worktrees.branch(branch_name(fetch.subtask_id))
+        try:
+            if not fetch.bundle:
+                raise WorkspaceError("the worker sent no bundle")
+            fetch_result(self.working_dir, Path(fetch.bundle), fetch.head, branch)
+        except WorkspaceError as exc:
+            return ResultFetched(subtask_id=fetch.subtask_id, error=str(exc))
+        return ResultFetched(subtask_id=fetch.subtask_id)
 
     def create(self, name: str, start: str, subtask_id: str = RESULT) -> Path:
         assert self.worktrees is not None
@@ -191,7 +213,8 @@ class Integrator(SupervisedActor):
         if merged := self.merge_commit_of(integrate.subtask_id):
             return Integrated(subtask_id=integrate.subtask_id, commit=merged)  # before pa stopped: not again
         name = branch_name(integrate.subtask_id)
-        self.commit(self.worktrees.path(name), integrate.title)
+        if self.worktrees.path(name).is_dir():  # not when it ran remotely: its branch came committed
+            self.commit(self.worktrees.path(name), integrate.title)
         branch = self.worktrees.branch(name)
         outcome = self.worktrees.merge(RESULT, branch, merge_subject(integrate.subtask_id, integrate.title))
         if outcome.conflicted:

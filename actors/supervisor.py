@@ -61,6 +61,7 @@ class Supervisor(pykka.ThreadingActor):
         factories: Mapping[str, Factory],
         worker_factory: Factory,
         *,
+        remote_worker_factory: Factory | None = None,
         intensity: int = 3,
         period_s: float = 60.0,
         on_escalate: Callable[[str, str], None] | None = None,
@@ -69,6 +70,8 @@ class Supervisor(pykka.ThreadingActor):
         self.directory = directory
         self.factories = dict(factories)  # in start order
         self.worker_factory = worker_factory
+        self.remote_worker_factory = remote_worker_factory
+        self.remote: set[str] = set()  # the workers that stand for agents on worker hosts
         self.intensity = intensity
         self.period_s = period_s
         self.on_escalate = on_escalate
@@ -81,9 +84,14 @@ class Supervisor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case StartWorker(name=name):
+            case StartWorker(name=name, remote=remote):
                 self.cancel_restart(name)
-                self.directory.bind(name, self.worker_factory(name))
+                if old := self.directory.unbind(name):
+                    old.stop(block=False)  # a subtask started again (its worker host was lost)
+                self.remote.discard(name)
+                if remote:
+                    self.remote.add(name)
+                self.directory.bind(name, self.factory_of(name)(name))
                 return True
             case StopWorker(name=name):
                 self.cancel_restart(name)  # its work ended: a restart now would be a zombie
@@ -118,8 +126,7 @@ class Supervisor(pykka.ThreadingActor):
         due = self.restarts_due.pop(name, None)
         if due is None:
             return  # cancelled after its timer had fired
-        factory = self.worker_factory if name.startswith(WORKER_PREFIX) else self.factories[name]
-        self.directory.bind(name, factory(name))
+        self.directory.bind(name, self.factory_of(name)(name))
         self.directory.tell(
             CONTEXT_KEEPER,
             Record(event=ActorRestarted(actor=name, reason=due.error, restarts=due.restarts)),
@@ -127,6 +134,11 @@ class Supervisor(pykka.ThreadingActor):
         for other in self.directory.names():
             if other not in (name, SUPERVISOR):
                 self.directory.tell(other, Restarted(name=name))
+
+    def factory_of(self, name: str) -> Factory:
+        if name in self.remote and self.remote_worker_factory is not None:
+            return self.remote_worker_factory
+        return self.worker_factory if name.startswith(WORKER_PREFIX) else self.factories[name]
 
     def escalate(self, name: str, error: str) -> None:
         self.directory.unbind(name)

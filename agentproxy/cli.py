@@ -272,6 +272,59 @@ def pa(
             help="Subtasks whose checks run at once (default 0: the number of cores).",
         ),
     ] = 0,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="tcp://ADDR:PORT",
+            parser=text_value,
+            help="Take remote workers (pa-worker) on this address, authenticated with CURVE keys (docs/remote.md).",
+        ),
+    ] = None,
+    listen_insecure: Annotated[
+        str | None,
+        typer.Option(
+            "--listen-insecure",
+            metavar="tcp://127.0.0.1:PORT",
+            parser=text_value,
+            help="Like --listen without authentication: loopback addresses only.",
+        ),
+    ] = None,
+    authorized_keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--authorized-keys",
+            metavar="DIR",
+            parser=path_value,
+            help="The workers' public certificates (*.key) admitted by --listen (default: <config>/workers.d).",
+        ),
+    ] = None,
+    local_slots: Annotated[
+        int | None,
+        typer.Option(
+            "--local-slots",
+            metavar="N",
+            min=0,
+            max=64,
+            help="With --listen: agents run on this machine at once (default: --parallel; 0: remote workers only).",
+        ),
+    ] = None,
+    heartbeat: Annotated[
+        float,
+        typer.Option(
+            "--heartbeat", metavar="SECONDS", parser=seconds_value(0.05), help="With --listen: between heartbeats."
+        ),
+    ] = 1.0,
+    liveness: Annotated[
+        int,
+        typer.Option(
+            "--liveness",
+            metavar="N",
+            min=1,
+            max=100,
+            help="With --listen: heartbeats a worker may miss before it is dead.",
+        ),
+    ] = 3,
     discard: Annotated[
         bool,
         typer.Option(

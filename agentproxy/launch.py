@@ -13,7 +13,7 @@ from agentproxy.agents.claude import resolve_agent_command
 from agentproxy.blocklist import parse_deny_patterns
 from agentproxy.brain import Brain, OfflineBrain
 from agentproxy.errors import UsageError
-from agentproxy.options import RunOptions
+from agentproxy.options import ListenOptions, RunOptions
 from agentproxy.sessions import Resumption, resumption
 from agentproxy.store import check_store
 from agentproxy.workspace import check_repo_state, prepare_workdir
@@ -74,6 +74,7 @@ def run_from_cli(args: dict[str, Any]) -> int:
     deny_patterns = parse_deny_patterns(list(args["deny"] or ()))
     screenshots = tuple(_readable_screenshots(args["screenshots"] or ()))
     context_dir = _context_dir(args["context_dir"])
+    listen = _listen_options(args)
     brain = make_brain(args["model"])
     check_store(config.store_path())
     working_dir = _working_dir(args, resume)
@@ -98,11 +99,37 @@ def run_from_cli(args: dict[str, Any]) -> int:
         parallel=args["parallel"],
         max_budget_usd=args["max_budget_usd"],
         check_parallel=args["check_parallel"],
+        listen=listen,
     )
     view = JsonView() if args["output"].value == "json" else text_view_for(sys.stdout)
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C: clean up, record it
     outcome = run_task(task, options, brain=brain, subscribers=[view], resume=resume)
     return EXIT_CODES[outcome.status]
+
+
+def _listen_options(args: dict[str, Any]) -> ListenOptions | None:
+    """--listen and its companions; those companions without --listen are a mistake worth saying."""
+    endpoint, insecure = args["listen"], args["listen_insecure"]
+    if endpoint and insecure:
+        raise UsageError("--listen and --listen-insecure exclude each other: choose one")
+    if not endpoint and not insecure:
+        if args["authorized_keys"] is not None or args["local_slots"] is not None:
+            raise UsageError("--authorized-keys and --local-slots go with --listen tcp://ADDR:PORT")
+        return None
+    try:
+        from agentproxy.bridge.keys import is_loopback  # lazy: zmq only with --listen
+    except ImportError as exc:
+        raise UsageError(f"--listen needs pyzmq: pip install 'agentproxy[bridge]' ({exc})") from None
+    if insecure and not is_loopback(insecure):
+        raise UsageError(f"--listen-insecure {insecure}: only a loopback address (tcp://127.0.0.1:PORT); use --listen")
+    return ListenOptions(
+        endpoint=endpoint or insecure,
+        secure=not insecure,
+        authorized_keys=args["authorized_keys"],
+        local_slots=args["local_slots"],
+        heartbeat_s=args["heartbeat"],
+        liveness=args["liveness"],
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -310,6 +310,30 @@ class Landed(Event, tag="landed", frozen=True):
     command: str = ""
 
 
+class WorkerJoined(Event, tag="worker_joined", frozen=True):
+    """A remote worker host announced itself to the bridge."""
+
+    worker: str
+    slots: int
+    capabilities: dict[str, str] = {}  # agent CLI -> version
+
+
+class WorkerLeft(Event, tag="worker_left", frozen=True):
+    """A remote worker host is gone (silent past its liveness, disconnected, or stopping): its work is requeued."""
+
+    worker: str
+    reason: str
+
+
+class SubtaskAssigned(Event, tag="subtask_assigned", frozen=True):
+    """A subtask went to a remote worker: its epoch fences off what an earlier assignment still sends."""
+
+    subtask_id: str
+    worker: str
+    epoch: int
+    bundle_bytes: int = 0  # the base sent along (0: the worker's clone held it already)
+
+
 class BrainCalled(Event, tag="brain_called", frozen=True):
     """One call of the supervisor's own LLM, with what it cost."""
 
@@ -372,6 +396,9 @@ AnyEvent = (
     | BrainCalled
     | BrainFellBack
     | SessionFinished
+    | WorkerJoined
+    | WorkerLeft
+    | SubtaskAssigned
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -574,6 +601,7 @@ class MakeTree(Msg, tag="make_tree", frozen=True):
 
     subtask_id: str
     integration: bool = False  # the integration worktree itself (resolving a conflict, fixing the whole)
+    remote: bool = False  # it runs on a worker host: its branch only, no worktree here
 
 
 class TreeReady(Msg, tag="tree_ready", frozen=True):
@@ -583,6 +611,7 @@ class TreeReady(Msg, tag="tree_ready", frozen=True):
     cwd: str = ""
     base_commit: str = ""
     merged: str = ""  # its work is merged already (pa stopped before that was recorded): the merge commit
+    branch: str = ""  # remote: the subtask's branch, at base_commit
     error: str = ""
 
 
@@ -646,9 +675,10 @@ class Interrupt(Msg, tag="interrupt", frozen=True):
 
 
 class StartWorker(Msg, tag="start_worker", frozen=True):
-    """Dispatcher -> Supervisor (ask): start a ClaudeWorker under supervision."""
+    """Dispatcher -> Supervisor (ask): start a ClaudeWorker under supervision (remote: its RemoteAgent)."""
 
     name: str
+    remote: bool = False
 
 
 class StopWorker(Msg, tag="stop_worker", frozen=True):
@@ -728,6 +758,102 @@ class RestartDue(Msg, tag="restart_due", frozen=True):
     """The Supervisor's backoff timer -> the Supervisor: restart the crashed actor now."""
 
     name: str
+
+
+# -- the bridge to remote workers (docs/bridge.md) ----------------------------------------------
+
+
+class AssignSubtask(Msg, tag="assign_subtask", frozen=True):
+    """Dispatcher -> Bridge: run a subtask on a remote worker from its branch at base."""
+
+    subtask_id: str
+    session_id: str
+    branch: str
+    base: str
+
+
+class EndAssignment(Msg, tag="end_assignment", frozen=True):
+    """Dispatcher -> Bridge: the subtask ended; the worker removes its worktree, or keeps it if not merged."""
+
+    subtask_id: str
+    merged: bool
+
+
+class ToAgent(Msg, tag="to_agent", frozen=True):
+    """RemoteAgent -> Bridge: a message for a remote subtask's actors (RunSubtask, Prepare, Answer, ...)."""
+
+    subtask_id: str
+    message: Any  # one of agentproxy.bridge.protocol.Downward
+
+
+class PeerSaid(Msg, tag="peer_said", frozen=True):
+    """Broker -> Bridge: a frame from a worker, decoded."""
+
+    peer: bytes
+    message: Any  # one of agentproxy.bridge.protocol.AnyBridgeMsg
+
+
+class PeerLost(Msg, tag="peer_lost", frozen=True):
+    """Broker -> Bridge: a worker missed its heartbeats, or sent what cannot be read."""
+
+    peer: bytes
+    reason: str
+
+
+class AssignmentLost(Msg, tag="assignment_lost", frozen=True):
+    """Bridge -> Dispatcher: the worker running a subtask is gone; the subtask starts again elsewhere."""
+
+    subtask_id: str
+    worker: str
+    reason: str
+
+
+class RemoteSlots(Msg, tag="remote_slots", frozen=True):
+    """Bridge -> Dispatcher: how many agents the live remote workers can run at once."""
+
+    slots: int
+
+
+class FetchResult(Msg, tag="fetch_result", frozen=True):
+    """Bridge -> Integrator: a remote subtask's verified branch arrived as a bundle."""
+
+    subtask_id: str
+    bundle: str
+    head: str
+
+
+class ResultFetched(Msg, tag="result_fetched", frozen=True):
+    """Integrator -> Bridge."""
+
+    subtask_id: str
+    error: str = ""
+
+
+class BundleReady(Msg, tag="bundle_ready", frozen=True):
+    """A bundle-writing thread -> its Bridge: an assignment's base, written ("" path: the worker has it)."""
+
+    assignment: str
+    path: str = ""
+    error: str = ""
+
+
+class BrainVerdict(Msg, tag="brain_verdict", frozen=True):
+    """A brain-calling thread -> its Bridge: the review a remote Verifier asked for."""
+
+    assignment: str
+    epoch: int
+    request: str
+    verdict: Verdict
+
+
+class AssignmentEnded(Msg, tag="assignment_ended", frozen=True):
+    """A worker host's Assignment -> the host: it finished, or was revoked; its slot is free."""
+
+    assignment: str
+
+
+class HandBack(Msg, tag="hand_back", frozen=True):
+    """pa-worker's signal handler -> its host: SIGTERM; hand every assignment back to the supervisor."""
 
 
 AnyMsg = (

@@ -39,3 +39,16 @@ class RunOptions:
     max_budget_usd: float | None = None  # agents and brain together; over it the run stops with status budget
     parallel: int = 4  # agents at once, each in its own worktree; 1: one subtask at a time in the user's tree
     check_parallel: int = 0  # subtasks whose checks run at once; 0: the number of cores
+    listen: ListenOptions | None = None  # --listen: remote workers take subtasks through the bridge
+
+
+@dataclass(frozen=True)
+class ListenOptions:
+    """The broker's knobs (--listen and its companions)."""
+
+    endpoint: str
+    secure: bool = True  # False: --listen-insecure, loopback only
+    authorized_keys: Path | None = None  # the workers' public certificates; None: <config>/workers.d
+    local_slots: int | None = None  # agents run here at once; None: --parallel, 0: remote workers only
+    heartbeat_s: float = 1.0
+    liveness: int = 3  # heartbeats a worker may miss before it is dead

@@ -17,6 +17,7 @@ from agentproxy.messages import CheckResult, CheckVerdict, Subtask
 Kind = Literal["plan", "resolve", "fix", "final"]
 # An agent (or the final review) is busy with the subtask in these.
 ACTIVE = frozenset({"tree", "preparing", "running", "reviewing", "asking"})
+VERIFIER = "verifier"  # agentproxy.actors.base.VERIFIER: actors import this module, not the other way
 SETTLED = frozenset({"done", "failed", "blocked"})
 FINAL_ID = "final"
 
@@ -31,6 +32,7 @@ class SubtaskState:
     agent_session_id: str | None = None
     worker: str = ""
     worker_started: bool = False
+    remote: bool = False  # it runs on a worker host: its agent and its checks are there
     cwd: str = ""  # where its agent works: the user's tree, its worktree, or the integration worktree
     base_commit: str = ""  # where its tree started: the review reads the diff from here
     base_tree: str = ""  # git's id of the base's files: the base's check results are kept under it
@@ -45,6 +47,11 @@ class SubtaskState:
     @property
     def id(self) -> str:
         return self.subtask.id
+
+    @property
+    def checker(self) -> str:
+        """Who prepares and reviews its tree: the Verifier here, or (remote) the actors where it runs."""
+        return self.worker if self.remote else VERIFIER
 
 
 class RunPlan:

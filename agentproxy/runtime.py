@@ -8,15 +8,18 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pykka
 
 from agentproxy import config, procs, redact
 from agentproxy.actors.base import (
+    BRIDGE,
     CLARIFIER,
     CONTEXT_KEEPER,
     DISPATCHER,
@@ -42,6 +45,8 @@ from agentproxy.messages import (
     GetContext,
     Notice,
     OpenSession,
+    PeerLost,
+    PeerSaid,
     Record,
     RunTask,
     SessionStarted,
@@ -52,6 +57,8 @@ from agentproxy.secret_files import exclusion_warning
 from agentproxy.sessions import Resumption
 from agentproxy.store import check_store
 from agentproxy.workspace import Workspace, check_repo_state, exclusive
+
+log = logging.getLogger("agentproxy.bridge")
 
 # How often the waiting thread wakes, so that Ctrl-C is seen promptly.
 POLL_S = 0.2
@@ -139,10 +146,15 @@ def _run(
         DISPATCHER: lambda name: classes.dispatcher.start(name, directory, options, finished),
     }
     session_id = ""  # read by on_escalate, which may fire before the session is open
+    broker, listening = None, ""
+    if options.listen is not None:
+        broker, listening = _listen(options, directory, record)
+        factories[BRIDGE] = lambda name: _bridge_class().start(name, directory, options, broker, brain, board)
     supervisor = Supervisor.start(
         directory,
         factories,
         lambda name: classes.worker.start(name, directory, options),
+        remote_worker_factory=lambda name: _remote_agent_class().start(name, directory),
         intensity=options.restart_intensity,
         period_s=options.restart_period_s,
         on_escalate=lambda name, reason: finished(
@@ -171,6 +183,8 @@ def _run(
         )
         if workspace.excluded:
             record(Notice(level="warning", text=exclusion_warning(workspace.excluded)))
+        if listening:
+            record(Notice(text=listening))
         directory.ask(
             CONTEXT_KEEPER,
             GetContext(
@@ -199,6 +213,8 @@ def _run(
     finally:
         brain.events.connect(None)
         stopping.set()
+        if broker is not None:
+            broker.stop()
         procs.kill_running()
         with contextlib.suppress(pykka.Timeout):
             supervisor.stop(block=True, timeout=SHUTDOWN_TIMEOUT_S)
@@ -207,6 +223,36 @@ def _run(
         for name in directory.names():
             if (ref := directory.unbind(name)) is not None:
                 ref.stop(block=False)
+
+
+def _listen(options: RunOptions, directory: Directory, record: Callable[[AnyEvent], None]) -> tuple[Any, str]:
+    """The broker for remote workers, bound before any actor starts: a bad address ends the run at once."""
+    from agentproxy.bridge.broker import listen  # lazy: zmq only when --listen is given
+
+    assert options.listen is not None
+
+    def refused(key: str) -> None:
+        log.warning("a worker with an unknown key was refused: %s", key)
+        record(Notice(level="warning", text=f"refused a worker whose key is not authorized: {key}"))
+
+    return listen(
+        options.listen,
+        on_message=lambda peer, message: directory.tell(BRIDGE, PeerSaid(peer=peer, message=message)),
+        on_lost=lambda peer, reason: directory.tell(BRIDGE, PeerLost(peer=peer, reason=reason)),
+        on_refused=refused,
+    )
+
+
+def _bridge_class() -> Any:
+    from agentproxy.actors.bridge import Bridge  # lazy: zmq only when --listen is given
+
+    return Bridge
+
+
+def _remote_agent_class() -> Any:
+    from agentproxy.actors.remote_agent import RemoteAgent
+
+    return RemoteAgent
 
 
 def _wait(

@@ -163,6 +163,12 @@ class SessionWorktrees:
         self.path(name).mkdir(parents=True, exist_ok=True)
         return self.path(name)
 
+    def start_branch(self, name: str, start: str) -> str:
+        """The branch of that name at start, without a worktree (its work happens elsewhere); reset if it exists."""
+        branch = self.branch(name)
+        run_git(self.top, "branch", "-f", branch, start)
+        return branch
+
     def remove(self, name: str, keep_branch: bool = False) -> None:
         """Remove the worktree (whatever it holds) and, unless kept, its branch; what is already gone is fine."""
         top, branch = self._top(name), self.branch(name)

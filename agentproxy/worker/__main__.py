@@ -1,0 +1,3 @@
+from agentproxy.worker.cli import main
+
+main()

@@ -1,0 +1,179 @@
+"""The worker's end of the bridge: one thread that owns the DEALER socket.
+
+It announces the worker (Hello) until the supervisor welcomes it, heartbeats, and announces it again
+whenever the supervisor has been silent past its liveness or asks for it (Disconnect): ZeroMQ
+reconnects the TCP connection by itself, with backoff, under the same routing id. A handshake the
+supervisor refuses (an unknown key) ends the link: on_fatal says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from agentproxy.bridge import keys, protocol
+from agentproxy.bridge.outbox import Outbox
+
+log = logging.getLogger("agentproxy.worker")
+
+RECONNECT_MIN_MS = 100
+RECONNECT_MAX_MS = 5000
+STOP_TIMEOUT_S = 5.0
+HELLO_BACKOFF_MAX_S = 30.0
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    key_file: Path  # the worker's own secret certificate
+    server_key_file: Path  # the supervisor's public certificate
+
+
+class Link:
+    def __init__(
+        self,
+        endpoint: str,
+        identity: bytes,
+        *,
+        keys_: ClientKeys | None,
+        heartbeat_s: float,
+        liveness: int,
+        hello: Callable[[], protocol.Hello],
+        on_message: Callable[[protocol.AnyBridgeMsg], None],
+        on_fatal: Callable[[str], None],
+    ) -> None:
+        self.endpoint = endpoint
+        self.identity = identity
+        self.keys = keys_
+        self.heartbeat_s = heartbeat_s
+        self.liveness = liveness
+        self.hello = hello
+        self.on_message = on_message
+        self.on_fatal = on_fatal
+        self.outbox = Outbox()
+        self.welcomed = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bridge-link", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, message: protocol.BridgeMsg) -> None:
+        """From any thread."""
+        self.outbox.put(protocol.encode(message))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.outbox.put([])
+        self._thread.join(STOP_TIMEOUT_S)
+        self.outbox.close()
+
+    # -- the link's thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        context = zmq.Context()
+        dealer = context.socket(zmq.DEALER)
+        monitor = None
+        try:
+            dealer.setsockopt(zmq.ROUTING_ID, self.identity)
+            dealer.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MIN_MS)
+            dealer.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
+            dealer.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
+            dealer.setsockopt(zmq.LINGER, 0)
+            if self.keys is not None:
+                keys.make_client_secure(dealer, self.keys.key_file, self.keys.server_key_file)
+            monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+            dealer.connect(self.endpoint)
+            self._serve(dealer, monitor)
+        except Exception as exc:  # a bad endpoint or key: the worker cannot go on
+            self.on_fatal(f"the bridge failed: {exc}")
+        finally:
+            if monitor is not None:
+                dealer.disable_monitor()
+                monitor.close(linger=0)
+            dealer.close(linger=1000)  # the last frames (Leaving) get a moment to leave
+            context.term()
+
+    def _serve(self, dealer: zmq.Socket, monitor: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        for item in (dealer, monitor, self.outbox.fd):
+            poller.register(item, zmq.POLLIN)
+        heard = time.monotonic()
+        hello_every, next_hello = self.heartbeat_s, 0.0
+        next_beat = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_hello and not self.welcomed.is_set():
+                dealer.send_multipart(protocol.encode(self.hello()))
+                next_hello = now + hello_every
+                hello_every = min(hello_every * 2, HELLO_BACKOFF_MAX_S)
+            if now >= next_beat:
+                dealer.send_multipart(protocol.encode(protocol.Heartbeat()))
+                next_beat = now + self.heartbeat_s
+            if self.welcomed.is_set() and now - heard > self.heartbeat_s * self.liveness:
+                log.warning("the supervisor has been silent for %.1fs: announcing again", now - heard)
+                self.welcomed.clear()
+                hello_every, next_hello = self.heartbeat_s, now
+                continue
+            wait_s = max(0.0, min(next_beat, next_hello if not self.welcomed.is_set() else next_beat) - now)
+            ready = dict(poller.poll(wait_s * 1000))
+            if monitor in ready and self._refused(monitor):
+                return
+            if dealer in ready:
+                heard = time.monotonic()
+                hello_every, next_hello = self._receive(dealer, hello_every, next_hello)
+            if self.outbox.fd in ready:
+                self._send_all(dealer)
+        self._send_all(dealer)  # what was handed over before stop (Leaving) still goes
+
+    def _send_all(self, dealer: zmq.Socket) -> None:
+        for frames in self.outbox.drain():
+            if frames:
+                dealer.send_multipart(frames)
+
+    def _receive(self, dealer: zmq.Socket, hello_every: float, next_hello: float) -> tuple[float, float]:
+        while True:
+            try:
+                parts = dealer.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return hello_every, next_hello
+            try:
+                message = protocol.decode(parts)
+            except protocol.MalformedFrame as exc:
+                log.warning("ignored a malformed frame from the supervisor: %s", exc)
+                continue
+            match message:
+                case protocol.Heartbeat():
+                    pass
+                case protocol.Welcome(heartbeat_s=heartbeat_s, liveness=liveness):
+                    self.heartbeat_s, self.liveness = heartbeat_s, liveness  # the supervisor's pace
+                    self.welcomed.set()
+                case protocol.Disconnect(reason=reason):
+                    log.info("the supervisor asks to announce again: %s", reason)
+                    self.welcomed.clear()
+                    hello_every, next_hello = self.heartbeat_s, time.monotonic()
+                case protocol.Refused(reason=reason):
+                    self.on_fatal(f"refused by the supervisor: {reason}")
+                    self._stop.set()
+                    return hello_every, next_hello
+                case _:
+                    self.on_message(message)
+
+    def _refused(self, monitor: zmq.Socket) -> bool:
+        event = recv_monitor_message(monitor, zmq.NOBLOCK)
+        if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            self.on_fatal(
+                f"not authorized by the supervisor at {self.endpoint} (is this worker's key in its authorized keys?)"
+            )
+            return True
+        if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            log.warning(
+                "the CURVE handshake with %s failed (is --server-key the supervisor's certificate?)", self.endpoint
+            )
+        return False
