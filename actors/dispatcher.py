@@ -104,6 +104,7 @@ class Dispatcher(SupervisedActor):
         listen = options.listen
         self.local_slots = options.parallel if listen is None or listen.local_slots is None else listen.local_slots
         self.remote_slots = 0  # what the live worker hosts can run at once, as the Bridge last said
+        self.told_waiting = False
         self.agents = AgentTurns(self)
         self.merges = Merging(self)
 
@@ -202,6 +203,7 @@ class Dispatcher(SupervisedActor):
                 continue
             place = self.free_slot(state)
             if place is None:
+                self.tell_waiting_for_workers()
                 break
             self.start_subtask(state, remote=place == "remote")
         if not self.plan.busy() and not self.plan.ready():
@@ -220,6 +222,15 @@ class Dispatcher(SupervisedActor):
         if sum(1 for s in active if s.remote) < self.remote_slots:
             return "remote"
         return None
+
+    def tell_waiting_for_workers(self) -> None:
+        """Once a run: nothing can start until a worker host joins (--local-slots 0)."""
+        if self.remote_slots or self.local_slots or self.plan.active() or self.told_waiting:
+            return
+        self.told_waiting = True
+        listen = self.options.listen
+        where = listen.endpoint if listen else "?"
+        self.record(Notice(text=f"waiting for a worker host: pa-worker --connect {where} (docs/remote.md)"))
 
     def start_subtask(self, state: SubtaskState, remote: bool = False) -> None:
         """Its tree first (the Integrator), then its environment and base (the Verifier), then the agent."""

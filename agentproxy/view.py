@@ -45,9 +45,12 @@ from agentproxy.messages import (
     SetupStepRan,
     Stuck,
     Subtask,
+    SubtaskAssigned,
     SubtaskFinished,
     SubtaskStarted,
     ToolDecided,
+    WorkerJoined,
+    WorkerLeft,
     WorktreeCreated,
     to_json,
 )
@@ -189,6 +192,14 @@ def describe(event: Event) -> str | None:
             return f"[{sid}]   worktree {path} on {branch}"
         case Merged(subtask_id=sid, commit=commit):
             return f"[{sid}]   ⤵ merged into the run's result ({commit[:10]})"
+        case WorkerJoined(worker=worker, slots=slots, capabilities=capabilities):
+            agents = ", ".join(f"{cli} {version}" for cli, version in capabilities.items())
+            return f"  ⇄ worker {worker} joined: {slots} slot(s)" + (f" ({agents})" if agents else "")
+        case WorkerLeft(worker=worker, reason=reason):
+            return f"  ⇄ worker {worker} left: {clip(reason)}"
+        case SubtaskAssigned(subtask_id=sid, worker=worker, epoch=epoch, bundle_bytes=size):
+            sent = f", base sent: {size:,} bytes" if size else ", base already there"
+            return f"[{sid}]   on worker {worker} (epoch {epoch}{sent})"
         case MergeConflicted(subtask_id=sid, files=files):
             return f"[{sid}]   ⚡ merge conflict in {', '.join(files)}: an agent resolves it"
         case Landed(how="kept", reason=reason, command=command):

@@ -55,8 +55,8 @@ class Broker:
         heartbeat_s: float,
         liveness: int,
         security: Security | None,
-        on_message: Callable[[bytes, protocol.AnyBridgeMsg], None],
-        on_lost: Callable[[bytes, str], None],
+        on_message: Callable[[bytes, protocol.AnyBridgeMsg], object],
+        on_lost: Callable[[bytes, str], object],
     ) -> None:
         self.endpoint = endpoint
         self.heartbeat_s = heartbeat_s
@@ -132,7 +132,7 @@ class Broker:
         poller.register(self.outbox.fd, zmq.POLLIN)
         next_beat = time.monotonic() + self.heartbeat_s
         while not self._stop.is_set():
-            ready = dict(poller.poll(max(0.0, next_beat - time.monotonic()) * 1000))
+            ready = dict(poller.poll(int(max(0.0, next_beat - time.monotonic()) * 1000)))
             if router in ready:
                 self._receive(router)
             if self.outbox.fd in ready:
@@ -196,8 +196,8 @@ class Broker:
 
 def listen(
     options: ListenOptions,
-    on_message: Callable[[bytes, protocol.AnyBridgeMsg], None],
-    on_lost: Callable[[bytes, str], None],
+    on_message: Callable[[bytes, protocol.AnyBridgeMsg], object],
+    on_lost: Callable[[bytes, str], object],
     on_refused: Callable[[str], None],
 ) -> tuple[Broker, str]:
     """A started broker for --listen, and what to tell the user about it (where the workers' certificate is)."""

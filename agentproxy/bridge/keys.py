@@ -42,6 +42,14 @@ def keygen(directory: Path, name: str = "worker") -> tuple[Path, Path]:
     if existing := [str(path) for path in (public_file, secret_file) if path.exists()]:
         raise UsageError(f"a key pair already exists, not overwritten: {', '.join(existing)}")
     make_private_dir(directory)
+    try:
+        write_pair(directory, name, public_file, secret_file)
+    except OSError as exc:
+        raise UsageError(f"cannot write a key pair in {directory}: {exc.strerror or exc}") from exc
+    return public_file, secret_file
+
+
+def write_pair(directory: Path, name: str, public_file: Path, secret_file: Path) -> None:
     # Written in a 0700 scratch directory first: the secret is never readable by others, even briefly.
     scratch = Path(tempfile.mkdtemp(dir=directory, prefix=f".{name}-keygen-"))
     try:
@@ -51,7 +59,6 @@ def keygen(directory: Path, name: str = "worker") -> tuple[Path, Path]:
         made_public.rename(public_file)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return public_file, secret_file
 
 
 def pair_files(directory: Path, name: str) -> tuple[Path, Path]:
@@ -68,7 +75,7 @@ def make_private_dir(directory: Path) -> None:
         directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True)
         directory.chmod(PRIVATE_DIR_MODE)  # mkdir's mode is narrowed by the umask, never widened to 0700
     except OSError as exc:
-        raise UsageError(f"cannot create key directory {directory}: {exc.strerror}") from exc
+        raise UsageError(f"cannot create key directory {directory}: {exc.strerror or exc}") from exc
 
 
 def public_key_text(public_file: Path) -> str:
@@ -104,7 +111,7 @@ def read_certificate(path: Path) -> tuple[bytes, bytes | None]:
     try:
         public, secret = zmq.auth.load_certificate(path)
     except OSError as exc:
-        raise UsageError(f"cannot read certificate {path}: {exc.strerror}") from exc
+        raise UsageError(f"cannot read certificate {path}: {exc.strerror or exc}") from exc
     except ValueError:
         raise UsageError(f"{path} is not a ZeroMQ certificate (no public-key line)") from None
     for key in (public, secret):

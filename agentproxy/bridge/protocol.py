@@ -280,4 +280,4 @@ def decode(parts: list[bytes]) -> AnyBridgeMsg:
 
 def message_types() -> list[str]:
     """The type tag of every bridge message: docs/bridge.md must describe each."""
-    return [member.__struct_config__.tag for member in AnyBridgeMsg.__args__]  # type: ignore[attr-defined]
+    return [member.__struct_config__.tag for member in AnyBridgeMsg.__args__]

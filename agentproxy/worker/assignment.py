@@ -147,7 +147,7 @@ class Assignment(pykka.ThreadingActor):
             self.waiting.append(message)
             return
         if isinstance(message, RunSubtask | SpawnAgent | Prepare | Review):
-            message = msgspec.structs.replace(message, cwd=str(self.path))  # type: ignore[type-var]
+            message = msgspec.structs.replace(message, cwd=str(self.path))
         target = VERIFIER if isinstance(message, Prepare | Review) else self.worker_name
         self.directory.tell(target, message)
 

@@ -122,7 +122,7 @@ class Link:
                 hello_every, next_hello = self.heartbeat_s, now
                 continue
             wait_s = max(0.0, min(next_beat, next_hello if not self.welcomed.is_set() else next_beat) - now)
-            ready = dict(poller.poll(wait_s * 1000))
+            ready = dict(poller.poll(int(wait_s * 1000)))
             if monitor in ready and self._refused(monitor):
                 return
             if dealer in ready:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from agentproxy.bridge import keys
 from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env, pa_argv
-from agentproxy.testing.fake_anthropic import Delay, FakeAnthropic, Text, write_file
+from agentproxy.testing.fake_anthropic import CapturedRequest, Delay, FakeAnthropic, Reply, Text, ToolUse, write_file
 
 pytestmark = pytest.mark.claude_cli
 
@@ -116,6 +117,192 @@ def fleet_of(tmp_path: Path) -> Iterator[Callable[[FakeAnthropic], Fleet]]:
     yield make
     for fleet in made:
         fleet.stop()
+
+
+class Watched:
+    """pa's events as they come (a reader thread), for tests that act in the middle of a run."""
+
+    def __init__(self, run: subprocess.Popen[str]) -> None:
+        self.run = run
+        self.events: list[dict[str, Any]] = []
+        self.err = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.run.stdout is not None
+        for line in self.run.stdout:
+            if line.startswith("{"):
+                self.events.append(json.loads(line))
+
+    def wait_for(self, kind: str, timeout_s: float = 60.0, **fields: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for event in list(self.events):
+                if event["kind"] == kind and all(event.get(k) == v for k, v in fields.items()):
+                    return event
+            assert self.run.poll() is None or self._reader.is_alive(), f"pa ended before {kind}"
+            time.sleep(0.02)
+        raise AssertionError(f"no {kind} {fields} within {timeout_s}s")
+
+    def wait_for_text(self, text: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        """The first notice whose text holds text (case-insensitive)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for event in list(self.events):
+                if event["kind"] == "notice" and text.lower() in event["text"].lower():
+                    return event
+            time.sleep(0.02)
+        raise AssertionError(f"no notice with {text!r} within {timeout_s}s")
+
+    def finish(self, timeout: float = 240) -> tuple[int, list[dict[str, Any]], str]:
+        self.run.wait(timeout)
+        self._reader.join(10)
+        assert self.run.stderr is not None
+        self.err = self.run.stderr.read()
+        assert self.events and self.events[-1]["kind"] == "session_finished", self.err[-3000:]
+        return self.run.returncode, self.events, self.err
+
+
+def writes_again_in_each_session(
+    name: str, content: str, first_delay_s: float, later_delay_s: float = 0.0
+) -> list[Reply]:
+    """An agent that writes a file and says so, in every agent session it is started in (a requeued
+    subtask starts a new one on another worker); the first session's write comes after a delay."""
+    started: list[str] = []
+
+    def reply(request: CapturedRequest) -> Reply:
+        if request.tool_results:
+            return Text(f"Wrote {name}.")
+        started.append(request.cwd)
+        delay_s = first_delay_s if len(started) == 1 else later_delay_s
+        return Delay(delay_s, write_file(name, content)) if delay_s else write_file(name, content)
+
+    return [reply] * 12
+
+
+def test_kill_9_of_a_worker_mid_subtask_requeues_it_to_another_that_completes_it_once(
+    project: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
+) -> None:
+    key = part(1, 2, "write alpha.txt")
+    conversations = {
+        key: writes_again_in_each_session("alpha.txt", "alpha\n", first_delay_s=30),
+        part(2, 2, "write beta.txt"): writes("beta.txt", "beta\n"),
+    }
+    with FakeAnthropic(conversations=conversations) as api:
+        fleet = fleet_of(api)
+        for name in ("w1", "w2", "w3"):
+            fleet.start_worker(name)
+        task = "Write two files:\n- write alpha.txt\n- write beta.txt"
+        run = Watched(fleet.pa(project, task, "--local-slots", "0"))
+        assigned = run.wait_for("subtask_assigned", subtask_id="1")
+        wait_until(lambda: len(api.turns(key)) >= 1)  # its agent is mid-turn: the fake holds its reply
+        victim = fleet.workers[assigned["worker"]]
+        killed_at = time.time()
+        os.killpg(victim.pid, signal.SIGKILL)
+        left = run.wait_for("worker_left", worker=assigned["worker"])
+        code, events, err = run.finish()
+    assert code == 0, err[-3000:]
+    detection_s = left["at"] - killed_at
+    assert detection_s <= 1.0 * 3 + 1.0, detection_s  # heartbeat x liveness + 1 s
+    again = [e for e in of_kind(events, "subtask_assigned") if e["subtask_id"] == "1"]
+    assert [e["epoch"] for e in again] == [1, 2] and again[1]["worker"] != assigned["worker"]
+    assert [e["subtask_id"] for e in of_kind(events, "merged")].count("1") == 1
+    assert (project / "alpha.txt").read_text() == "alpha\n" and (project / "beta.txt").read_text() == "beta\n"
+    subjects = git(project, "log", "--format=%s").splitlines()
+    assert sum(subject.startswith("agentproxy: merge 1:") for subject in subjects) == 1
+    print(f"worker death detected {detection_s:.2f}s after kill -9")
+
+
+def test_a_worker_paused_past_its_liveness_has_its_stale_result_dropped(
+    project: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
+) -> None:
+    # The first session's turn ends while its worker is stopped; the second's takes long enough for the
+    # first worker to come back and send what it has for the subtask it no longer holds.
+    replies = writes_again_in_each_session("alpha.txt", "alpha\n", first_delay_s=2, later_delay_s=6)
+    with FakeAnthropic(*replies) as api:
+        fleet = fleet_of(api)
+        first = fleet.start_worker("w1")
+        run = Watched(fleet.pa(project, "write alpha.txt", "--local-slots", "0"))
+        run.wait_for("subtask_assigned", subtask_id="1", worker="w1")
+        wait_until(lambda: any(not request.side for request in api.requests))
+        os.kill(first.pid, signal.SIGSTOP)  # the worker only: its agent goes on and ends its turn
+        run.wait_for("worker_left", worker="w1")
+        fleet.start_worker("w2")
+        run.wait_for("subtask_assigned", subtask_id="1", worker="w2")
+        os.kill(first.pid, signal.SIGCONT)  # back, with the outcome of a turn that is no longer its own
+        dropped = run.wait_for_text("dropped a report", timeout_s=30)
+        code, events, err = run.finish()
+    assert code == 0, err[-3000:]
+    assert "w1" in dropped["text"]
+    assert [e["subtask_id"] for e in of_kind(events, "merged")] == ["1"]
+    assert [e["epoch"] for e in of_kind(events, "subtask_assigned")] == [1, 2]
+    assert (project / "alpha.txt").read_text() == "alpha\n"
+
+
+def test_an_agents_question_on_a_remote_worker_is_answered_by_the_supervisors_clarifier(
+    project: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
+) -> None:
+    question = {
+        "question": "Which web framework should I use?",
+        "header": "Framework",
+        "options": [
+            {"label": "Django", "description": "batteries included"},
+            {"label": "Flask (Recommended)", "description": "small"},
+        ],
+        "multiSelect": False,
+    }
+
+    def write_the_answer(request: CapturedRequest) -> ToolUse:
+        return write_file("choice.txt", json.dumps(request.tool_results[0].get("content")))
+
+    replies = [ToolUse("AskUserQuestion", {"questions": [question]}), write_the_answer, Text("Done.")]
+    with FakeAnthropic(*replies) as api:
+        fleet = fleet_of(api)
+        fleet.start_worker("w1")
+        code, events, err = events_of(
+            fleet.pa(project, "Pick a framework and record it in choice.txt", "--local-slots", "0")
+        )
+        cwds = {request.cwd for request in api.requests if not request.side}
+    assert code == 0, err[-3000:]
+    answered = of_kind(events, "question_answered")
+    assert answered and answered[0]["answers"] == {question["question"]: "Flask (Recommended)"}
+    assert all(cwd.startswith(str(fleet.worker_dir("w1"))) for cwd in cwds), cwds
+    assert "Flask (Recommended)" in (project / "choice.txt").read_text()
+
+
+def test_a_worker_with_an_unknown_key_is_refused_and_exits_non_zero(
+    project: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
+) -> None:
+    with FakeAnthropic() as api:
+        fleet = fleet_of(api)
+        run = Watched(fleet.pa(project, "write alpha.txt", "--local-slots", "0"))
+        run.wait_for("notice")  # listening
+        stranger = fleet.start_worker("stranger", authorized=False)
+        assert stranger.wait(30) != 0
+        refused = run.wait_for("notice", level="warning")
+        run.run.send_signal(signal.SIGINT)
+        run.finish()
+    assert "not authorized" in fleet.stderr("stranger")
+    public = keys.public_key_text(fleet.worker_dir("stranger") / "keys" / "worker.key")
+    assert public in refused["text"]
+
+
+def test_listen_insecure_on_a_non_loopback_address_is_a_usage_error(project: Path, tmp_path: Path) -> None:
+    argv = pa_argv(project, "write alpha.txt", "--listen-insecure", "tcp://0.0.0.0:5555")
+    done = subprocess.run(
+        argv, env={**os.environ, "AGENTPROXY_HOME": str(tmp_path / "home")}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("pa: error: --listen-insecure tcp://0.0.0.0:5555: only a loopback address")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
 
 
 def events_of(run: subprocess.Popen[str], timeout: float = 240) -> tuple[int, list[dict[str, Any]], str]:

@@ -3,6 +3,7 @@ the certificate files are written and read."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import stat
 from collections.abc import Iterator
@@ -114,7 +115,9 @@ def test_an_unknown_worker_is_refused_at_the_handshake_and_its_key_reported(
 ) -> None:
     public_file, secret_file = keygen(tmp_path / "stranger-keys")
     dealer, monitor = connect_worker(context, supervisor, secret_file)
-    dealer.send(b"let me in")
+    # A refused session is never reconnected: once it is gone a blocking send would wait forever.
+    with contextlib.suppress(zmq.Again):
+        dealer.send(b"let me in", zmq.NOBLOCK)
 
     assert handshake_refused(monitor, HANDSHAKE_TIMEOUT_S) is True
     assert supervisor.refused == [public_key_text(public_file)]
@@ -273,3 +276,11 @@ def test_a_malformed_secret_key_is_refused_without_being_shown(context: zmq.Cont
     with pytest.raises(UsageError, match="malformed CURVE key") as raised:
         make_server_secure(context.socket(zmq.ROUTER), secret_file)
     assert truncated not in str(raised.value)
+
+
+def test_a_key_directory_that_cannot_be_created_is_a_usage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    with pytest.raises(UsageError, match="cannot create key directory"):
+        keygen(blocker / "keys")

@@ -230,3 +230,15 @@ def test_the_worktree_and_merge_lines_and_a_kept_result_name_the_command_that_me
     )
     blocked = describe(SubtaskFinished(subtask_id="3", status="blocked", reason="it depends on 2, which failed"))
     assert blocked == "[3] ⊘ blocked: it depends on 2, which failed"
+
+
+def test_remote_workers_and_assignments_get_a_line_each() -> None:
+    from agentproxy.messages import SubtaskAssigned, WorkerJoined, WorkerLeft
+
+    joined = describe(WorkerJoined(worker="gpu-1", slots=2, capabilities={"claude": "2.1.330"}))
+    assert joined == "  ⇄ worker gpu-1 joined: 2 slot(s) (claude 2.1.330)"
+    assert describe(WorkerLeft(worker="gpu-1", reason="silent for 3.2s")) == "  ⇄ worker gpu-1 left: silent for 3.2s"
+    sent = describe(SubtaskAssigned(subtask_id="2", worker="gpu-1", epoch=3, bundle_bytes=1234))
+    assert sent == "[2]   on worker gpu-1 (epoch 3, base sent: 1,234 bytes)"
+    held = describe(SubtaskAssigned(subtask_id="2", worker="gpu-1", epoch=1))
+    assert held is not None and held.endswith("base already there)")
