@@ -11,7 +11,7 @@ TYPECHECK_TREE := build/typecheck
 # Real agents' final messages, labelled (see ../shared/data/README.md); read, never copied here.
 QUESTIONS_DATA ?= ../shared/data/agent-final-answers.jsonl
 
-.PHONY: demo test test-fast lint bench install dev claude clean
+.PHONY: demo test test-fast lint bench chaos install dev claude clean
 
 demo: $(VENV)/.installed
 	$(BIN)/pa --demo
@@ -32,6 +32,11 @@ lint: $(VENV)/.dev-installed
 # Everything but the tests that need the npm CLI.
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m "not claude_cli" $(PYTEST_ARGS)
+
+# The long loops: random kill -9 points among remote workers (make test runs 20 of them).
+chaos: $(VENV)/.dev-installed $(CLAUDE)
+	AGENTPROXY_CHAOS_ROUNDS=100 CLAUDE_BIN="$(abspath $(CLAUDE))" $(BIN)/python -m pytest -s -p no:randomly \
+		tests/e2e/test_remote_workers_e2e.py -k random_kill_points
 
 # Every figure is printed; the target fails at the end if any of them missed its target.
 bench: $(VENV)/.dev-installed $(CLAUDE)

@@ -248,6 +248,7 @@ class Bridge(SupervisedActor):
                 )
             path.unlink(missing_ok=True)
         assignment.sent = True
+        self.workers[assignment.peer].repos.setdefault(self.repo, []).append(request.base)  # what it holds now
         worker = self.workers[assignment.peer].name
         self.record(
             SubtaskAssigned(subtask_id=request.subtask_id, worker=worker, epoch=assignment.epoch, bundle_bytes=size)

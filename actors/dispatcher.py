@@ -235,6 +235,8 @@ class Dispatcher(SupervisedActor):
     def start_subtask(self, state: SubtaskState, remote: bool = False) -> None:
         """Its tree first (the Integrator), then its environment and base (the Verifier), then the agent."""
         state.worker, state.remote = f"{WORKER_PREFIX}{state.id}", remote
+        if remote:  # an agent session recorded earlier lives on some worker host: a new one starts
+            state.agent_session_id, state.agent_cost_usd = None, 0.0
         self.record(SubtaskStarted(subtask_id=state.id, title=state.subtask.title, attempt=state.attempt))
         self.make_tree(state)
 

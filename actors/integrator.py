@@ -158,9 +158,10 @@ class Integrator(SupervisedActor):
         assert self.worktrees is not None
         branch = self.worktrees.branch(branch_name(fetch.subtask_id))
         try:
-            if not fetch.bundle:
-                raise WorkspaceError("the worker sent no bundle")
-            fetch_result(self.working_dir, Path(fetch.bundle), fetch.head, branch)
+            if fetch.bundle:
+                fetch_result(self.working_dir, Path(fetch.bundle), fetch.head, branch)
+            elif fetch.head != self.worktrees.head(branch_name(fetch.subtask_id)):
+                raise WorkspaceError(f"the worker sent no bundle of {fetch.head[:10]}")
         except WorkspaceError as exc:
             return ResultFetched(subtask_id=fetch.subtask_id, error=str(exc))
         return ResultFetched(subtask_id=fetch.subtask_id)

@@ -131,9 +131,13 @@ class Supervisor(pykka.ThreadingActor):
             CONTEXT_KEEPER,
             Record(event=ActorRestarted(actor=name, reason=due.error, restarts=due.restarts)),
         )
+        told = set()  # one actor may answer to several names (a worker host's Assignment): told once
         for other in self.directory.names():
-            if other not in (name, SUPERVISOR):
-                self.directory.tell(other, Restarted(name=name))
+            ref = self.directory.get(other)
+            if other in (name, SUPERVISOR) or ref is None or ref.actor_urn in told:
+                continue
+            told.add(ref.actor_urn)
+            tell_quietly(ref, Restarted(name=name))
 
     def factory_of(self, name: str) -> Factory:
         if name in self.remote and self.remote_worker_factory is not None:

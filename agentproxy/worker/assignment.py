@@ -39,7 +39,6 @@ from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import (
     Cancel,
     Msg,
-    Notice,
     Prepare,
     Record,
     Restarted,
@@ -50,11 +49,14 @@ from agentproxy.messages import (
     SpawnAgent,
     StartWorker,
     SubtaskDone,
+    Verdict,
 )
 from agentproxy.options import RunOptions
 from agentproxy.worker.remote_brain import RemoteBrain
 
 log = logging.getLogger("agentproxy.worker")
+
+RESEND_RESULT = "Make sure your work is saved in the working directory, then say that you are done."
 
 STOP_TIMEOUT_S = 20.0
 
@@ -80,8 +82,9 @@ class Assignment(pykka.ThreadingActor):
         self.spool = repos.root / "spool"
         self.base_bundle = self.spool / f"{assign.assignment}.base.bundle"
         self.incoming = bundles.Reassembly(self.base_bundle) if assign.transfer else None
+        # Its own in the clone: an earlier assignment's, kept for inspection, stays apart.
         self.path = repos.root / "worktrees" / assign.session_id / f"{branch_name(assign.subtask_id)}.{assign.epoch}"
-        self.branch = f"{assign.branch}-e{assign.epoch}"  # its own in the clone: an earlier epoch's stays apart
+        self.branch = f"{assign.branch}-{assign.assignment[:12]}"
         self.directory = Directory()
         self.supervisor: pykka.ActorRef | None = None
         self.brain = RemoteBrain(self.ask_brain)
@@ -99,8 +102,7 @@ class Assignment(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         match message:
             case protocol.Chunk(index=index, count=count, data=data) if self.incoming is not None:
-                if self.incoming.add(index, count, data):
-                    self.set_up()
+                self.on_chunk(index, count, data)
             case protocol.Deliver(message=inner):
                 self.down(inner)
             case protocol.Judged(request=request, verdict=verdict):
@@ -114,6 +116,16 @@ class Assignment(pykka.ThreadingActor):
         return None
 
     # -- the worktree and its actors -------------------------------------------------------
+
+    def on_chunk(self, index: int, count: int, data: bytes) -> None:
+        assert self.incoming is not None
+        try:
+            complete = self.incoming.add(index, count, data)
+        except ValueError as exc:
+            self.report(SubtaskDone(subtask_id=self.assign.subtask_id, ok=False, reason=f"a bad bundle chunk: {exc}"))
+            return
+        if complete:
+            self.set_up()
 
     def set_up(self) -> None:
         a = self.assign
@@ -160,7 +172,10 @@ class Assignment(pykka.ThreadingActor):
             case Record(event=Reviewed(verdict=verdict)) if verdict.passed:
                 self.reviewed.append(message)
             case ReviewDone(verdict=verdict) if verdict.passed and not message.nothing_changed:
-                self.send_result()
+                if failure := self.send_result():
+                    self.reviewed.clear()  # its work cannot reach the supervisor: not passed after all
+                    verdict = Verdict(passed=False, findings=[failure], follow_up=RESEND_RESULT)
+                    message = msgspec.structs.replace(message, verdict=verdict)
                 for held in self.reviewed:
                     self.report(held)
                 self.reviewed.clear()
@@ -168,21 +183,21 @@ class Assignment(pykka.ThreadingActor):
             case _:
                 self.report(message)
 
-    def send_result(self) -> None:
-        """The verified work, committed on its branch, up as a bundle (then ResultReady)."""
+    def send_result(self) -> str:
+        """The verified work, committed on its branch, up as a bundle (then ResultReady); why not, if not."""
         a = self.assign
         try:
             head = self.repos.commit_work(self.path, f"agentproxy: {a.subtask_id}")
             dest = self.spool / f"{a.assignment}.result.bundle"
             bundle = self.repos.write_result_bundle(a.repo, self.branch, a.base, dest)
         except WorkspaceError as exc:
-            self.report(Record(event=Notice(level="warning", text=f"[{a.subtask_id}] cannot send its result: {exc}")))
-            return
+            return f"the worker could not send the work back: {exc}"
         if bundle is not None:
             for index, count, data in bundles.chunks(bundle):
                 self.send_up(protocol.Chunk(transfer=a.assignment, index=index, count=count, data=data))
             bundle.unlink(missing_ok=True)
         self.send_up(protocol.ResultReady(assignment=a.assignment, epoch=a.epoch, transfer=a.assignment, head=head))
+        return ""
 
     def report(self, message: Msg) -> None:
         a = self.assign

@@ -139,6 +139,7 @@ def run_worker(
     if fatal:
         typer.echo(f"pa-worker: error: {fatal[0]}", err=True)
     else:
+        link.leave("SIGTERM")
         hand_back(host)
     link.stop()
     host.stop(timeout=HAND_BACK_TIMEOUT_S)

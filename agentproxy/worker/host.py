@@ -14,6 +14,7 @@ from typing import Any
 
 import pykka
 
+from agentproxy.actors.base import tell_quietly
 from agentproxy.bridge import bundles, protocol
 from agentproxy.messages import AssignmentEnded, HandBack
 from agentproxy.worker.assignment import Assignment
@@ -91,11 +92,10 @@ class WorkerHost(pykka.ThreadingActor):
         held = self.running.get(assignment)
         if held is None or (epoch is not None and epoch != held[0]):
             return  # ended here already, or of an epoch fenced off
-        held[1].tell(message)
+        tell_quietly(held[1], message)
 
     def hand_back(self) -> None:
-        """SIGTERM: tell the supervisor first (it requeues at once), then stop every assignment, kept."""
-        self.send(protocol.Leaving(reason="SIGTERM"))
+        """SIGTERM (the supervisor was told already, by the link): stop every assignment, its worktree kept."""
         for assignment, (epoch, actor) in list(self.running.items()):
             actor.tell(protocol.Revoke(assignment=assignment, epoch=epoch, reason="the worker is stopping"))
 

@@ -8,6 +8,7 @@ supervisor refuses (an unknown key) ends the link: on_fatal says why.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -58,6 +59,12 @@ class Link:
         self.on_fatal = on_fatal
         self.outbox = Outbox()
         self.welcomed = threading.Event()
+        self.leaving = threading.Event()  # handing its work back: it announces itself no more
+        # The link thread's own state.
+        self._pending: collections.deque[list[bytes]] = collections.deque()
+        self._heard = self._next_hello = 0.0
+        self._hello_every = heartbeat_s
+        self._told_handshake = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bridge-link", daemon=True)
 
@@ -67,6 +74,11 @@ class Link:
     def send(self, message: protocol.BridgeMsg) -> None:
         """From any thread."""
         self.outbox.put(protocol.encode(message))
+
+    def leave(self, reason: str) -> None:
+        """Say goodbye (the supervisor requeues this worker's assignments at once) and announce no more."""
+        self.leaving.set()
+        self.send(protocol.Leaving(reason=reason))
 
     def stop(self) -> None:
         self._stop.set()
@@ -88,7 +100,8 @@ class Link:
             dealer.setsockopt(zmq.LINGER, 0)
             if self.keys is not None:
                 keys.make_client_secure(dealer, self.keys.key_file, self.keys.server_key_file)
-            monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+            failures = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            monitor = dealer.get_monitor_socket(failures | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
             dealer.connect(self.endpoint)
             self._serve(dealer, monitor)
         except Exception as exc:  # a bad endpoint or key: the worker cannot go on
@@ -104,47 +117,67 @@ class Link:
         poller = zmq.Poller()
         for item in (dealer, monitor, self.outbox.fd):
             poller.register(item, zmq.POLLIN)
-        heard = time.monotonic()
-        hello_every, next_hello = self.heartbeat_s, 0.0
-        next_beat = time.monotonic()
+        self._heard = next_beat = time.monotonic()
+        self._announce_now()
         while not self._stop.is_set():
             now = time.monotonic()
-            if now >= next_hello and not self.welcomed.is_set():
-                dealer.send_multipart(protocol.encode(self.hello()))
-                next_hello = now + hello_every
-                hello_every = min(hello_every * 2, HELLO_BACKOFF_MAX_S)
+            announcing = not self.welcomed.is_set() and not self.leaving.is_set()
+            if announcing and now >= self._next_hello:
+                self._send(dealer, protocol.encode(self.hello()))
+                self._next_hello = now + self._hello_every
+                self._hello_every = min(self._hello_every * 2, HELLO_BACKOFF_MAX_S)
             if now >= next_beat:
-                dealer.send_multipart(protocol.encode(protocol.Heartbeat()))
+                self._send(dealer, protocol.encode(protocol.Heartbeat()))
                 next_beat = now + self.heartbeat_s
-            if self.welcomed.is_set() and now - heard > self.heartbeat_s * self.liveness:
-                log.warning("the supervisor has been silent for %.1fs: announcing again", now - heard)
-                self.welcomed.clear()
-                hello_every, next_hello = self.heartbeat_s, now
+            if self.welcomed.is_set() and now - self._heard > self.heartbeat_s * self.liveness:
+                log.warning("the supervisor has been silent for %.1fs: announcing again", now - self._heard)
+                self._announce_now()
                 continue
-            wait_s = max(0.0, min(next_beat, next_hello if not self.welcomed.is_set() else next_beat) - now)
-            ready = dict(poller.poll(int(wait_s * 1000)))
+            wake = min(next_beat, self._next_hello) if announcing else next_beat
+            ready = dict(poller.poll(int(max(0.0, wake - now) * 1000) + 1))
             if monitor in ready and self._refused(monitor):
                 return
             if dealer in ready:
-                heard = time.monotonic()
-                hello_every, next_hello = self._receive(dealer, hello_every, next_hello)
-            if self.outbox.fd in ready:
-                self._send_all(dealer)
-        self._send_all(dealer)  # what was handed over before stop (Leaving) still goes
+                self._heard = time.monotonic()
+                self._receive(dealer)
+            if self.outbox.fd in ready or self._pending:
+                self._pending.extend(self.outbox.drain())
+                self._flush(dealer)
+        self._pending.extend(self.outbox.drain())  # what was handed over before stop (Leaving) still goes
+        self._flush(dealer)
 
-    def _send_all(self, dealer: zmq.Socket) -> None:
-        for frames in self.outbox.drain():
-            if frames:
-                dealer.send_multipart(frames)
+    def _announce_now(self) -> None:
+        self.welcomed.clear()
+        self._hello_every, self._next_hello = self.heartbeat_s, time.monotonic()
 
-    def _receive(self, dealer: zmq.Socket, hello_every: float, next_hello: float) -> tuple[float, float]:
+    def _send(self, dealer: zmq.Socket, frames: list[bytes]) -> bool:
+        """Never blocks: a refused or cut connection must not hold the thread (a heartbeat can be lost)."""
+        try:
+            dealer.send_multipart(frames, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+
+    def _flush(self, dealer: zmq.Socket) -> None:
+        """The outbox's frames in order; what cannot go yet waits for the next turn."""
+        while self._pending:
+            frames = self._pending[0]
+            if frames and not self._send(dealer, frames):
+                return
+            self._pending.popleft()
+
+    def _receive(self, dealer: zmq.Socket) -> None:
         while True:
             try:
                 parts = dealer.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return hello_every, next_hello
+                return
             try:
                 message = protocol.decode(parts)
+            except protocol.VersionMismatch as exc:
+                self.on_fatal(f"the supervisor speaks another protocol: {exc}")
+                self._stop.set()
+                return
             except protocol.MalformedFrame as exc:
                 log.warning("ignored a malformed frame from the supervisor: %s", exc)
                 continue
@@ -156,12 +189,11 @@ class Link:
                     self.welcomed.set()
                 case protocol.Disconnect(reason=reason):
                     log.info("the supervisor asks to announce again: %s", reason)
-                    self.welcomed.clear()
-                    hello_every, next_hello = self.heartbeat_s, time.monotonic()
+                    self._announce_now()
                 case protocol.Refused(reason=reason):
                     self.on_fatal(f"refused by the supervisor: {reason}")
                     self._stop.set()
-                    return hello_every, next_hello
+                    return
                 case _:
                     self.on_message(message)
 
@@ -172,7 +204,8 @@ class Link:
                 f"not authorized by the supervisor at {self.endpoint} (is this worker's key in its authorized keys?)"
             )
             return True
-        if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        if event["event"] != zmq.EVENT_HANDSHAKE_FAILED_AUTH and not self._told_handshake:
+            self._told_handshake = True  # libzmq retries every 100 ms: said once
             log.warning(
                 "the CURVE handshake with %s failed (is --server-key the supervisor's certificate?)", self.endpoint
             )

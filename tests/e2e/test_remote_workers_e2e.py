@@ -62,7 +62,8 @@ class Fleet:
         self.workers: dict[str, subprocess.Popen[str]] = {}
 
     def env(self, home: Path) -> dict[str, str]:
-        return {**isolated_claude_env(self.api.url, self.tmp_path / "claude-home"), "AGENTPROXY_HOME": str(home)}
+        """Each host its own: agentproxy's home and Claude Code's (where its sessions live)."""
+        return {**isolated_claude_env(self.api.url, home / "claude-home"), "AGENTPROXY_HOME": str(home)}
 
     def worker_dir(self, name: str) -> Path:
         return self.tmp_path / "hosts" / name
@@ -91,10 +92,15 @@ class Fleet:
     def stderr(self, name: str) -> str:
         return (self.worker_dir(name) / "stderr.log").read_text()
 
-    def pa(self, project: Path, task: str, *flags: str, timeout: float = 240) -> subprocess.Popen[str]:
+    def pa(self, project: Path, task: str, *flags: str) -> subprocess.Popen[str]:
+        """pa --listen on the fleet's address; an empty task: flags name the session (-s ID)."""
         argv = pa_argv(project, task, "--listen", self.endpoint, *flags)
         return subprocess.Popen(
-            argv, env=self.env(self.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            argv if task else argv[:-1],
+            env=self.env(self.home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def stop(self) -> None:
@@ -240,6 +246,70 @@ def test_a_worker_paused_past_its_liveness_has_its_stale_result_dropped(
     assert (project / "alpha.txt").read_text() == "alpha\n"
 
 
+def test_sigterm_hands_a_workers_subtask_back_and_it_exits_zero_leaving_no_agent_behind(
+    project: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
+) -> None:
+    replies = writes_again_in_each_session("alpha.txt", "alpha\n", first_delay_s=30)
+    with FakeAnthropic(*replies) as api:
+        fleet = fleet_of(api)
+        leaving = fleet.start_worker("w1")
+        run = Watched(fleet.pa(project, "write alpha.txt", "--local-slots", "0"))
+        run.wait_for("subtask_assigned", subtask_id="1", worker="w1")
+        wait_until(lambda: any(not request.side for request in api.requests))
+        fleet.start_worker("w2")
+        leaving.send_signal(signal.SIGTERM)  # what systemd and Kubernetes send first
+        left = run.wait_for("worker_left", worker="w1")
+        assert leaving.wait(30) == 0
+        code, events, err = run.finish()
+    assert code == 0, err[-3000:]
+    assert "stopping" in left["reason"]
+    assert [(e["worker"], e["epoch"]) for e in of_kind(events, "subtask_assigned")] == [("w1", 1), ("w2", 2)]
+    assert (project / "alpha.txt").read_text() == "alpha\n"
+    w1 = str(fleet.worker_dir("w1"))
+    assert not [pid for pid, cwd in process_cwds() if cwd.startswith(w1)]  # its agent went with it
+    assert list((fleet.worker_dir("w1") / "work" / "worktrees").glob("*/1.1"))  # kept for inspection
+
+
+def process_cwds() -> list[tuple[int, str]]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found.append((int(entry.name), os.readlink(entry / "cwd")))
+            except OSError:
+                continue
+    return found
+
+
+def test_pa_killed_and_resumed_reassigns_to_the_workers_that_reconnect(
+    project: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
+) -> None:
+    conversations = {
+        part(1, 2, "write alpha.txt"): writes("alpha.txt", "alpha\n"),
+        part(2, 2, "write beta.txt"): writes_again_in_each_session("beta.txt", "beta\n", first_delay_s=30),
+    }
+    with FakeAnthropic(conversations=conversations) as api:
+        fleet = fleet_of(api)
+        for name in ("w1", "w2"):
+            fleet.start_worker(name)
+        task = "Write two files:\n- write alpha.txt\n- write beta.txt"
+        first = Watched(fleet.pa(project, task, "--local-slots", "0"))
+        first.wait_for("merged", subtask_id="1")
+        session = first.events[-1]["session_id"]
+        wait_until(lambda: len(api.turns(part(2, 2, "write beta.txt"))) >= 1)
+        first.run.kill()  # kill -9 of pa: the workers are left holding an assignment of a dead supervisor
+        first.run.wait(30)
+        second = Watched(fleet.pa(project, "", "-s", session, "--local-slots", "0"))
+        code, events, err = second.finish()
+        alpha_turns = len(api.turns(part(1, 2, "write alpha.txt")))
+    assert code == 0, err[-3000:]
+    assert alpha_turns == 2  # merged before pa was killed: not run again
+    assert [e["subtask_id"] for e in of_kind(events, "merged")] == ["2"]
+    assert (project / "alpha.txt").read_text() == "alpha\n" and (project / "beta.txt").read_text() == "beta\n"
+    subjects = git(project, "log", "--format=%s").splitlines()
+    assert sum(s.startswith("agentproxy: merge 1:") for s in subjects) == 1
+
+
 def test_an_agents_question_on_a_remote_worker_is_answered_by_the_supervisors_clarifier(
     project: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
 ) -> None:
@@ -349,3 +419,56 @@ def test_three_workers_run_every_subtask_and_the_results_land_in_the_users_repos
         assert (project / f"{name}.txt").read_text() == f"{name}\n"
     assert sorted(event["subtask_id"] for event in of_kind(events, "merged")) == ["1", "2", "3"]
     assert git(project, "status", "--porcelain") == ""
+
+
+CHAOS_ROUNDS = int(os.environ.get("AGENTPROXY_CHAOS_ROUNDS", "20"))  # make chaos: 100
+
+
+@pytest.mark.timeout(120 + 30 * CHAOS_ROUNDS)
+def test_random_kill_points_lose_no_subtask_and_merge_none_twice(
+    tmp_path: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
+) -> None:
+    chooser = random_source()
+    conversations: dict[str, list[Reply]] = {}
+    for round_ in range(CHAOS_ROUNDS):
+        for number, letter in enumerate("ab", 1):
+            key = part(number, 2, f"write {letter}{round_}.txt")
+            conversations[key] = writes_again_in_each_session(f"{letter}.txt", f"{letter}{round_}\n", 0.5, 0.5)
+    with FakeAnthropic(conversations=conversations) as api:
+        fleet = fleet_of(api)
+        for name in ("w0", "w1", "w2"):
+            fleet.start_worker(name, slots=2)
+        spare = 3
+        for round_ in range(CHAOS_ROUNDS):
+            project = tmp_path / f"project{round_}"
+            project.mkdir()
+            git(project, "init", "-q", "-b", "main")
+            (project / "README.md").write_text("# chaos\n")
+            git(project, "add", "-A")
+            git(project, "commit", "-q", "-m", "start")
+            task = f"Write two files:\n- write a{round_}.txt\n- write b{round_}.txt"
+            run = Watched(fleet.pa(project, task, "--local-slots", "0", "--heartbeat", "0.3"))
+            time.sleep(chooser.uniform(0.2, 3.0))  # the kill point: anywhere from assignment to merge
+            live = [name for name, worker in fleet.workers.items() if worker.poll() is None]
+            victim = chooser.choice(live)
+            os.killpg(fleet.workers[victim].pid, signal.SIGKILL)
+            fleet.start_worker(f"w{spare}", slots=2)
+            spare += 1
+            code, events, err = run.finish()
+            merged = [e["subtask_id"] for e in of_kind(events, "merged")]
+            story = "\n".join(json.dumps(e)[:300] for e in events if e["kind"] != "agent_said") + err[-2000:]
+            assert code == 0, f"round {round_}, {victim} killed:\n{story}"
+            assert sorted(merged) == ["1", "2"], (round_, victim, merged)  # each once
+            assert (project / "a.txt").read_text() == f"a{round_}\n" and (
+                project / "b.txt"
+            ).read_text() == f"b{round_}\n"
+            subjects = git(project, "log", "--format=%s").splitlines()
+            assert sum(s.startswith("agentproxy: merge") for s in subjects) == 2, subjects
+
+
+def random_source() -> Any:
+    import random
+
+    seed = int(os.environ.get("AGENTPROXY_CHAOS_SEED", str(time.time_ns() % 100_000)))
+    print(f"chaos seed {seed} (AGENTPROXY_CHAOS_SEED={seed} repeats it)")
+    return random.Random(seed)
