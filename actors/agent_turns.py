@@ -13,13 +13,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from agentproxy.actors.base import BRIDGE, CLARIFIER, INTEGRATOR, SUPERVISOR
+from agentproxy.actors.base import CLARIFIER, INTEGRATOR, SUPERVISOR
 
 from agentproxy.messages import (
     AgentCanStart,
     Answer,
     Ask,
-    AssignSubtask,
     Cancel,
     FollowUp,
     FollowUpSent,
@@ -196,12 +195,7 @@ class AgentTurns:
             d.review(state, "the subtasks' verified work, merged")
             return
         if state.remote:
-            assert d.run is not None
-            assign = AssignSubtask(
-                subtask_id=state.id, session_id=d.run.session_id, branch=ready.branch, base=ready.base_commit
-            )
-            d.directory.tell(BRIDGE, assign)
-            self.start_worker(state)  # its RemoteAgent: Prepare goes to the worker host through it
+            d.places.assign(state, ready)  # Prepare goes to the worker host through its RemoteAgent
         judge_against = d.base_tree if state.kind != "plan" else ""
         d.send(
             state.checker,

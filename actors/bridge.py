@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
-from agentproxy.actors.base import CLARIFIER, CONTEXT_KEEPER, DISPATCHER, INTEGRATOR, Directory, SupervisedActor
+from agentproxy.actors.base import CLARIFIER, CONTEXT_KEEPER, DISPATCHER, Directory, SupervisedActor
+from agentproxy.actors.shipping import Assignment, Shipping
 
 from agentproxy import config
-from agentproxy.brain import Brain, ReviewInput
+from agentproxy.brain import Brain
 from agentproxy.bridge import bundles, protocol
 from agentproxy.bridge.broker import Broker
-from agentproxy.errors import WorkspaceError
 from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import (
     Ask,
@@ -34,21 +32,16 @@ from agentproxy.messages import (
     BrainVerdict,
     BundleReady,
     EndAssignment,
-    FetchResult,
     JudgeTool,
     Msg,
     Notice,
     PeerLost,
-    PeerSaid,
+    PeersSaid,
     Record,
     RecordAll,
     RemoteSlots,
     ResultFetched,
-    ReviewDone,
-    SubtaskAssigned,
-    SubtaskDone,
     ToAgent,
-    Verdict,
     WorkerJoined,
     WorkerLeft,
 )
@@ -60,19 +53,6 @@ class Worker:
     name: str
     slots: int
     repos: dict[str, list[str]]  # repository id -> commits its clone holds: bundles are made against them
-
-
-@dataclass
-class Assignment:
-    id: str
-    epoch: int
-    request: AssignSubtask
-    peer: bytes = b""  # b"": queued, no worker has it yet
-    sent: bool = False  # the Assign and its bundle are on their way: Deliver may follow
-    pending: list[Msg] = field(default_factory=list)  # for its actors, before it was sent
-    held: list[Msg] | None = None  # from its actors, held while its result is fetched
-    result: bundles.Reassembly | None = None
-    result_path: Path | None = None
 
 
 class Bridge(SupervisedActor):
@@ -90,6 +70,7 @@ class Bridge(SupervisedActor):
         self.stale_dropped = 0
         self.repo = ""
         self.spool = Path(tempfile.mkdtemp(prefix="bridge-", dir=config.data_dir()))  # bundles in and out
+        self.shipping = Shipping(self)
 
     def on_start(self) -> None:
         self.repo = bundles.repo_id(self.options.working_dir)
@@ -99,8 +80,9 @@ class Bridge(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case PeerSaid(peer=peer, message=said):
-                self.on_peer_said(peer, said)
+            case PeersSaid(said=said):
+                for peer, frame in said:
+                    self.on_peer_said(peer, frame)
             case PeerLost(peer=peer, reason=reason):
                 self.lose(peer, reason)
             case AssignSubtask():
@@ -110,11 +92,11 @@ class Bridge(SupervisedActor):
             case EndAssignment(subtask_id=subtask_id, merged=merged):
                 self.end(subtask_id, merged)
             case ResultFetched():
-                self.on_result_fetched(message)
+                self.shipping.on_result_fetched(message)
             case BundleReady():
-                self.on_bundle_ready(message)
+                self.shipping.on_bundle_ready(message)
             case BrainVerdict():
-                self.on_brain_verdict(message)
+                self.shipping.on_brain_verdict(message)
         return None
 
     # -- workers ---------------------------------------------------------------------------
@@ -188,7 +170,7 @@ class Bridge(SupervisedActor):
             if peer is None:
                 return
             assignment.peer = peer
-            self.write_bundle(assignment, self.workers[peer].repos.get(self.repo, []))
+            self.shipping.write_bundle(assignment, self.workers[peer].repos.get(self.repo, []))
 
     def freest_worker(self) -> bytes | None:
         busy = {peer: 0 for peer in self.workers}
@@ -198,64 +180,6 @@ class Bridge(SupervisedActor):
         free = {peer: self.workers[peer].slots - count for peer, count in busy.items()}
         best = max(free, key=lambda peer: free[peer], default=None)
         return best if best is not None and free[best] > 0 else None
-
-    def write_bundle(self, assignment: Assignment, haves: list[str]) -> None:
-        """git bundle runs on a thread of its own: a large repository must not stall the mailbox."""
-        request, dest = assignment.request, self.spool / f"{assignment.id}.base.bundle"
-        ref = self.actor_ref
-
-        def write() -> None:
-            try:
-                path = bundles.write_base_bundle(self.options.working_dir, request.base, request.branch, dest, haves)
-                ref.tell(BundleReady(assignment=assignment.id, path=str(path or "")))
-            except WorkspaceError as exc:
-                ref.tell(BundleReady(assignment=assignment.id, error=str(exc)))
-
-        threading.Thread(target=write, name=f"bundle-{request.subtask_id}", daemon=True).start()
-
-    def on_bundle_ready(self, ready: BundleReady) -> None:
-        assignment = next((a for a in self.assignments.values() if a.id == ready.assignment), None)
-        if assignment is None or assignment.peer not in self.workers:
-            return  # lost meanwhile: the Dispatcher starts it again
-        request = assignment.request
-        if ready.error:
-            del self.assignments[request.subtask_id]
-            done = SubtaskDone(subtask_id=request.subtask_id, ok=False, reason=f"cannot send its base: {ready.error}")
-            self.directory.tell(DISPATCHER, done)
-            return
-        transfer = assignment.id if ready.path else ""
-        self.broker.send(
-            assignment.peer,
-            protocol.Assign(
-                assignment=assignment.id,
-                epoch=assignment.epoch,
-                session_id=request.session_id,
-                subtask_id=request.subtask_id,
-                repo=self.repo,
-                branch=request.branch,
-                base=request.base,
-                transfer=transfer,
-                settings=settings_of(self.options),
-            ),
-        )
-        size = 0
-        if ready.path:
-            path = Path(ready.path)
-            size = path.stat().st_size
-            for index, count, data in bundles.chunks(path):
-                self.broker.send(
-                    assignment.peer, protocol.Chunk(transfer=transfer, index=index, count=count, data=data)
-                )
-            path.unlink(missing_ok=True)
-        assignment.sent = True
-        self.workers[assignment.peer].repos.setdefault(self.repo, []).append(request.base)  # what it holds now
-        worker = self.workers[assignment.peer].name
-        self.record(
-            SubtaskAssigned(subtask_id=request.subtask_id, worker=worker, epoch=assignment.epoch, bundle_bytes=size)
-        )
-        for message in assignment.pending:
-            self.deliver(assignment, message)
-        assignment.pending.clear()
 
     def to_agent(self, subtask_id: str, message: Msg) -> None:
         assignment = self.assignments.get(subtask_id)
@@ -299,11 +223,11 @@ class Bridge(SupervisedActor):
             return
         match said:
             case protocol.Chunk():
-                self.on_chunk(assignment, said)
+                self.shipping.on_chunk(assignment, said)
             case protocol.ResultReady():
-                self.on_result_ready(assignment, said)
+                self.shipping.on_result_ready(assignment, said)
             case protocol.Judge():
-                self.judge(assignment, said)
+                self.shipping.judge(assignment, said)
             case protocol.Report(message=message) if assignment.held is not None:
                 assignment.held.append(message)
             case protocol.Report(message=message):
@@ -318,87 +242,8 @@ class Bridge(SupervisedActor):
             case _:
                 self.directory.tell(DISPATCHER, message)
 
-    def on_chunk(self, assignment: Assignment, chunk: protocol.Chunk) -> None:
-        if assignment.result is None:
-            assignment.result_path = self.spool / f"{assignment.id}.result.bundle"
-            assignment.result = bundles.Reassembly(assignment.result_path)
-        try:
-            assignment.result.add(chunk.index, chunk.count, chunk.data)
-        except ValueError as exc:
-            self.record(Notice(level="warning", text=f"[{assignment.request.subtask_id}] a bad result chunk: {exc}"))
-
-    def on_result_ready(self, assignment: Assignment, ready: protocol.ResultReady) -> None:
-        """Fetched before anything after it is let through: a review that passed must find its branch here."""
-        assignment.held = []
-        bundle = str(assignment.result_path) if assignment.result_path else ""
-        fetch = FetchResult(subtask_id=assignment.request.subtask_id, bundle=bundle, head=ready.head)
-        self.directory.tell(INTEGRATOR, fetch)
-
-    def on_result_fetched(self, fetched: ResultFetched) -> None:
-        assignment = self.assignments.get(fetched.subtask_id)
-        if assignment is None or assignment.held is None:
-            return
-        held, assignment.held, assignment.result = assignment.held, None, None
-        if assignment.result_path is not None:
-            assignment.result_path.unlink(missing_ok=True)
-        for message in held:
-            if fetched.error and isinstance(message, ReviewDone) and message.verdict.passed:
-                findings = [f"its verified branch could not be fetched from the worker: {fetched.error}"]
-                verdict = Verdict(passed=False, findings=findings, follow_up="Commit nothing; finish the task again.")
-                message = msgspec.structs.replace(message, verdict=verdict)
-            self.route(message)
-
-    def judge(self, assignment: Assignment, judge: protocol.Judge) -> None:
-        """The brain's review of a remote subtask, here where its key is; a brain call can take long."""
-        review = ReviewInput(
-            task=judge.task,
-            subtask=judge.subtask,
-            checks=judge.checks,
-            verdicts=judge.verdicts,
-            agent_summary=judge.agent_summary,
-            diff=judge.diff,
-            knowledge=self.board.read(),
-        )
-        ref = self.actor_ref
-
-        def call() -> None:
-            verdict = self.brain.review(review)
-            ref.tell(
-                BrainVerdict(assignment=assignment.id, epoch=assignment.epoch, request=judge.request, verdict=verdict)
-            )
-
-        threading.Thread(target=call, name=f"judge-{assignment.request.subtask_id}", daemon=True).start()
-
-    def on_brain_verdict(self, answer: BrainVerdict) -> None:
-        assignment = next((a for a in self.assignments.values() if a.id == answer.assignment), None)
-        if assignment is not None and assignment.epoch == answer.epoch:
-            judged = protocol.Judged(
-                assignment=answer.assignment, epoch=answer.epoch, request=answer.request, verdict=answer.verdict
-            )
-            self.broker.send(assignment.peer, judged)
-
     def drop_stale(self, peer: bytes, said: Any, why: str) -> None:
         self.stale_dropped += 1
         what = type(said).__name__
         name = self.workers[peer].name if peer in self.workers else peer.decode("utf-8", "replace")
         self.record(Notice(level="warning", text=f"dropped a {what} from worker {name}: {why}"))
-
-
-def settings_of(options: RunOptions) -> protocol.Settings:
-    """What of the run's policy and limits an assignment carries to its worker (no secrets among them)."""
-    return protocol.Settings(
-        model=options.model,
-        checks=list(options.checks),
-        check_timeout_s=options.check_timeout_s,
-        setup=options.setup,
-        setup_timeout_s=options.setup_timeout_s,
-        silence_timeout_s=options.silence_timeout_s,
-        agent_timeout_s=options.agent_timeout_s,
-        deny_patterns=list(options.deny_patterns),
-        allow_tools=list(options.allow_tools),
-        max_question_follow_ups=options.max_question_follow_ups,
-        stuck_repeats=options.stuck_repeats,
-        rate_limit_max_wait_s=options.rate_limit_max_wait_s,
-        rate_limit_first_wait_s=options.rate_limit_first_wait_s,
-        brain_review=options.brain_review,
-    )

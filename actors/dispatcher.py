@@ -23,6 +23,7 @@ import pykka
 from agentproxy.actors.agent_turns import AgentTurns
 from agentproxy.actors.base import BRIDGE, INTEGRATOR, PLANNER, SUPERVISOR, WORKER_PREFIX, Directory, SupervisedActor
 from agentproxy.actors.merging import RUN, Merging
+from agentproxy.actors.placement import Placement
 
 from agentproxy.budget import Budget
 from agentproxy.messages import (
@@ -32,13 +33,11 @@ from agentproxy.messages import (
     AssignmentLost,
     BeginRun,
     Cancel,
-    EndAssignment,
     Escalated,
     Integrated,
     LandDone,
     MakeTree,
     Msg,
-    Notice,
     Plan,
     PlanMade,
     PlanReady,
@@ -62,7 +61,7 @@ from agentproxy.messages import (
     TreeReady,
 )
 from agentproxy.options import RunOptions
-from agentproxy.run_plan import RunPlan, SubtaskState
+from agentproxy.run_plan import SETTLED, RunPlan, SubtaskState
 
 RELEASE_TIMEOUT_S = 60.0  # removing worktrees is quick; a stuck git is not waited for longer
 
@@ -101,10 +100,7 @@ class Dispatcher(SupervisedActor):
         self.stopping_for = ""  # why the run is ending once its interrupted agents have ended their turns
         self.started_at = time.monotonic()
         self.finished = False
-        listen = options.listen
-        self.local_slots = options.parallel if listen is None or listen.local_slots is None else listen.local_slots
-        self.remote_slots = 0  # what the live worker hosts can run at once, as the Bridge last said
-        self.told_waiting = False
+        self.places = Placement(self, options)
         self.agents = AgentTurns(self)
         self.merges = Merging(self)
 
@@ -141,11 +137,9 @@ class Dispatcher(SupervisedActor):
             case Spent():
                 self.agents.on_spent(message)
             case RemoteSlots(slots=slots):
-                self.remote_slots = slots
-                if self.base_commit:
-                    self.schedule()
+                self.places.on_remote_slots(slots)
             case AssignmentLost():
-                self.on_assignment_lost(message)
+                self.places.on_assignment_lost(message)
             case Restarted(name=name):
                 self.on_restarted(name)
             case Escalated(name=name, reason=reason):
@@ -201,36 +195,12 @@ class Dispatcher(SupervisedActor):
             if state.verified:
                 self.merges.integrate(state)  # resumed: its work passed review before pa stopped
                 continue
-            place = self.free_slot(state)
+            place = self.places.free_slot(state)
             if place is None:
-                self.tell_waiting_for_workers()
                 break
             self.start_subtask(state, remote=place == "remote")
         if not self.plan.busy() and not self.plan.ready():
             self.merges.conclude()
-
-    def free_slot(self, state: SubtaskState) -> str | None:
-        """ "local", "remote", or None. Resolves and fixes work in the integration worktree: always here."""
-        active = self.plan.active()
-        if state.kind != "plan":
-            return "local"
-        if not self.isolated:
-            return "local" if not active else None
-        local = sum(1 for s in active if not s.remote and s.kind == "plan")
-        if local < min(self.local_slots, self.options.parallel):
-            return "local"
-        if sum(1 for s in active if s.remote) < self.remote_slots:
-            return "remote"
-        return None
-
-    def tell_waiting_for_workers(self) -> None:
-        """Once a run: nothing can start until a worker host joins (--local-slots 0)."""
-        if self.remote_slots or self.local_slots or self.plan.active() or self.told_waiting:
-            return
-        self.told_waiting = True
-        listen = self.options.listen
-        where = listen.endpoint if listen else "?"
-        self.record(Notice(text=f"waiting for a worker host: pa-worker --connect {where} (docs/remote.md)"))
 
     def start_subtask(self, state: SubtaskState, remote: bool = False) -> None:
         """Its tree first (the Integrator), then its environment and base (the Verifier), then the agent."""
@@ -244,18 +214,6 @@ class Dispatcher(SupervisedActor):
         state.status = "tree"
         make = MakeTree(subtask_id=state.id, integration=state.kind != "plan", remote=state.remote)
         self.send(INTEGRATOR, state.id, make)
-
-    def on_assignment_lost(self, lost: AssignmentLost) -> None:
-        """Its worker host is gone: the subtask starts again from its base, as its next attempt, elsewhere."""
-        state = self.plan.get(lost.subtask_id)
-        if state is None or not state.remote or state.status in ("pending", "done", "failed", "blocked"):
-            return
-        self.forget(state.id)
-        state.attempt += 1
-        state.status, state.worker_started, state.agent_session_id, state.agent_cost_usd = "pending", False, None, 0.0
-        text = f"[{state.id}] worker {lost.worker} lost ({lost.reason}): started again as attempt {state.attempt}"
-        self.record(Notice(level="warning", text=text))
-        self.schedule()
 
     # -- results ---------------------------------------------------------------------------
 
@@ -303,8 +261,7 @@ class Dispatcher(SupervisedActor):
         self.forget(state.id)
         self.record(SubtaskFinished(subtask_id=state.id, status=status, reason=reason))  # type: ignore[arg-type]
         self.directory.tell(SUPERVISOR, StopWorker(name=state.worker))
-        if state.remote:
-            self.directory.tell(BRIDGE, EndAssignment(subtask_id=state.id, merged=status == "done"))
+        self.places.end(state, merged=status == "done")
         if status == "failed" and (not self.isolated or state.kind != "plan"):
             self.finish("failed", f"subtask {state.id} ({state.subtask.title}) failed: {reason}")
             return
@@ -330,9 +287,8 @@ class Dispatcher(SupervisedActor):
             requests.pop(key, None)
 
     def on_restarted(self, name: str) -> None:
-        if name == BRIDGE:  # what it knew of the worker hosts died with it: their subtasks start again
-            for state in self.plan:
-                self.on_assignment_lost(AssignmentLost(subtask_id=state.id, worker="?", reason="the bridge restarted"))
+        if name == BRIDGE:
+            self.places.on_bridge_restarted()
             return
         if name == INTEGRATOR and self.run is not None and self.base_commit:  # first, the run it is in
             again = BeginRun(
@@ -359,8 +315,8 @@ class Dispatcher(SupervisedActor):
         for state in self.plan:
             if state.status in ("running", "reviewing", "asking"):
                 self.directory.tell(state.worker, Cancel(reason=reason or status))
-            if state.remote and state.status not in ("pending", "done", "failed", "blocked"):
-                self.directory.tell(BRIDGE, EndAssignment(subtask_id=state.id, merged=False))
+            if state.status != "pending" and state.status not in SETTLED:
+                self.places.end(state, merged=False)
         self.release_trees(status)
         duration = time.monotonic() - self.started_at
         self.record(SessionFinished(status=status, reason=reason, cost_usd=self.cost_usd, duration_s=duration))

@@ -786,11 +786,10 @@ class ToAgent(Msg, tag="to_agent", frozen=True):
     message: Any  # one of agentproxy.bridge.protocol.Downward
 
 
-class PeerSaid(Msg, tag="peer_said", frozen=True):
-    """Broker -> Bridge: a frame from a worker, decoded."""
+class PeersSaid(Msg, tag="peers_said", frozen=True):
+    """Broker -> Bridge: the frames read at once from workers, decoded, in order."""
 
-    peer: bytes
-    message: Any  # one of agentproxy.bridge.protocol.AnyBridgeMsg
+    said: list[tuple[bytes, Any]]  # a worker's routing id, and one of agentproxy.bridge.protocol.AnyBridgeMsg
 
 
 class PeerLost(Msg, tag="peer_lost", frozen=True):

@@ -46,7 +46,7 @@ from agentproxy.messages import (
     Notice,
     OpenSession,
     PeerLost,
-    PeerSaid,
+    PeersSaid,
     Record,
     RunTask,
     SessionStarted,
@@ -237,7 +237,7 @@ def _listen(options: RunOptions, directory: Directory, record: Callable[[AnyEven
 
     return listen(
         options.listen,
-        on_message=lambda peer, message: directory.tell(BRIDGE, PeerSaid(peer=peer, message=message)),
+        on_messages=lambda said: directory.tell(BRIDGE, PeersSaid(said=said)),
         on_lost=lambda peer, reason: directory.tell(BRIDGE, PeerLost(peer=peer, reason=reason)),
         on_refused=refused,
     )

@@ -1,8 +1,9 @@
 """The broker: the supervisor's end of the bridge, one thread that owns the ROUTER socket.
 
-It frames and unframes (protocol.encode/decode), keeps each announced worker's liveness (any frame
-counts; heartbeats both ways), and tells its owner what arrived (on_message) and which worker is
-gone (on_lost). What a message means, and whether it is stale, is the Bridge actor's business.
+It frames and unframes (protocol.encode/decode) and keeps each announced worker's liveness (any
+frame counts; heartbeats both ways). It tells its owner what arrived (on_messages: the frames read
+at once, in order, so that a flood costs the owner one message a batch) and which worker is gone
+(on_lost). What a message means, and whether it is stale, is the Bridge actor's business.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ SEND_HWM = 10_000  # frames queued for one worker before it counts as not readin
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 RECEIVE_BATCH = 1000  # frames read before the outbox and the clock get their turn
+
+Said = tuple[bytes, protocol.AnyBridgeMsg]  # a worker's routing id, and what it said
 
 
 @dataclass(frozen=True)
@@ -55,14 +58,15 @@ class Broker:
         heartbeat_s: float,
         liveness: int,
         security: Security | None,
-        on_message: Callable[[bytes, protocol.AnyBridgeMsg], object],
+        on_messages: Callable[[list[Said]], object],
         on_lost: Callable[[bytes, str], object],
     ) -> None:
         self.endpoint = endpoint
         self.heartbeat_s = heartbeat_s
         self.liveness = liveness
         self.security = security
-        self.on_message = on_message
+        self.on_messages = on_messages
+        self._said: list[Said] = []  # read, not yet handed over
         self.on_lost = on_lost
         self.counters = Counters()
         self.outbox = Outbox()
@@ -144,6 +148,12 @@ class Broker:
                 next_beat = time.monotonic() + self.heartbeat_s
 
     def _receive(self, router: zmq.Socket) -> None:
+        try:
+            self._read(router)
+        finally:
+            self._hand_over()
+
+    def _read(self, router: zmq.Socket) -> None:
         for _ in range(RECEIVE_BATCH):
             try:
                 parts = router.recv_multipart(zmq.NOBLOCK)
@@ -161,7 +171,16 @@ class Broker:
                 continue
             if isinstance(message, protocol.Hello) or peer in self.last_seen:
                 self.last_seen[peer] = time.monotonic()
-            self.on_message(peer, message)
+            self._said.append((peer, message))
+
+    def _hand_over(self) -> None:
+        """What was read, to the owner; a failure of the owner's is logged, never the broker's end."""
+        said, self._said = self._said, []
+        if said:
+            try:
+                self.on_messages(said)
+            except Exception:
+                log.exception("the bridge's owner failed to take %d frames", len(said))
 
     def _malformed(self, router: zmq.Socket, peer: bytes, reply: protocol.BridgeMsg, why: str) -> None:
         """Counted; the peer is told why and forgotten (its work, if any, is requeued)."""
@@ -188,6 +207,7 @@ class Broker:
                 self._send(router, [peer, *protocol.encode(protocol.Heartbeat())])
 
     def _lose(self, peer: bytes, why: str) -> None:
+        self._hand_over()  # what the peer said before goes first
         if self.last_seen.pop(peer, None) is not None:
             self.counters.workers_lost += 1
             log.info("worker %r lost: %s", peer, why)
@@ -196,7 +216,7 @@ class Broker:
 
 def listen(
     options: ListenOptions,
-    on_message: Callable[[bytes, protocol.AnyBridgeMsg], object],
+    on_messages: Callable[[list[Said]], object],
     on_lost: Callable[[bytes, str], object],
     on_refused: Callable[[str], None],
 ) -> tuple[Broker, str]:
@@ -213,7 +233,7 @@ def listen(
         heartbeat_s=options.heartbeat_s,
         liveness=options.liveness,
         security=security,
-        on_message=on_message,
+        on_messages=on_messages,
         on_lost=on_lost,
     )
     bound = broker.start()

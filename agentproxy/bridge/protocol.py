@@ -274,7 +274,7 @@ def decode(parts: list[bytes]) -> AnyBridgeMsg:
         raise VersionMismatch(version.decode("ascii", "replace")[:20])
     try:
         return _decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedFrame(f"undecodable body: {str(exc)[:200]}") from None
 
 

@@ -134,10 +134,12 @@ class Link:
                 self._announce_now()
                 continue
             wake = min(next_beat, self._next_hello) if announcing else next_beat
+            # Frames that could not go (the send queue was full) wake the loop as soon as there is room.
+            poller.modify(dealer, zmq.POLLIN | (zmq.POLLOUT if self._pending else 0))
             ready = dict(poller.poll(int(max(0.0, wake - now) * 1000) + 1))
             if monitor in ready and self._refused(monitor):
                 return
-            if dealer in ready:
+            if ready.get(dealer, 0) & zmq.POLLIN:
                 self._heard = time.monotonic()
                 self._receive(dealer)
             if self.outbox.fd in ready or self._pending:
