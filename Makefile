@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CLAUDE_CODE_VERSION := 2.1.330
 TOOLS := .tools
+CHROMIUM := /usr/bin/chromium
 CLAUDE := $(TOOLS)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
@@ -16,7 +17,7 @@ QUESTIONS_DATA ?= ../shared/data/agent-final-answers.jsonl
 demo: $(VENV)/.installed
 	$(BIN)/pa --demo
 
-test: lint $(CLAUDE)
+test: lint $(CLAUDE) $(CHROMIUM)
 	CLAUDE_BIN="$(abspath $(CLAUDE))" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Lint, format and types. mypy reads the installed layout (actors/ as agentproxy.actors) from a
@@ -66,6 +67,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
+
+# The dashboard's tests drive Debian's chromium (Playwright cannot download its own browser here).
+$(CHROMIUM):
+	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
 
 # Pinned: a plain install may resolve an old cached version.
 $(CLAUDE):

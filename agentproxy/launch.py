@@ -120,7 +120,8 @@ def _listen_options(args: dict[str, Any]) -> ListenOptions | None:
         from agentproxy.bridge.keys import is_loopback  # lazy: zmq only with --listen
     except ImportError as exc:
         raise UsageError(f"--listen needs pyzmq: pip install 'agentproxy[bridge]' ({exc})") from None
-    if insecure and not is_loopback(insecure):
+    local = is_loopback(endpoint or insecure)  # also a one-line error for an address that is not tcp://HOST:PORT
+    if insecure and not local:
         raise UsageError(f"--listen-insecure {insecure}: only a loopback address (tcp://127.0.0.1:PORT); use --listen")
     return ListenOptions(
         endpoint=endpoint or insecure,

@@ -24,6 +24,8 @@ from agentproxy.testing.fake_anthropic import CapturedRequest, Delay, FakeAnthro
 
 pytestmark = pytest.mark.claude_cli
 
+SECRET = "sk-supervisor-only-4f9d2c7a1b8e6035"
+
 
 def git(directory: Path, *args: str) -> str:
     identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
@@ -92,12 +94,12 @@ class Fleet:
     def stderr(self, name: str) -> str:
         return (self.worker_dir(name) / "stderr.log").read_text()
 
-    def pa(self, project: Path, task: str, *flags: str) -> subprocess.Popen[str]:
+    def pa(self, project: Path, task: str, *flags: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """pa --listen on the fleet's address; an empty task: flags name the session (-s ID)."""
         argv = pa_argv(project, task, "--listen", self.endpoint, *flags)
         return subprocess.Popen(
             argv if task else argv[:-1],
-            env=self.env(self.home),
+            env={**self.env(self.home), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -310,6 +312,26 @@ def test_pa_killed_and_resumed_reassigns_to_the_workers_that_reconnect(
     assert sum(s.startswith("agentproxy: merge 1:") for s in subjects) == 1
 
 
+def test_a_worker_silent_for_less_than_its_liveness_goes_on_with_its_subtask(
+    project: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
+) -> None:
+    replies = writes_again_in_each_session("alpha.txt", "alpha\n", first_delay_s=3)
+    with FakeAnthropic(*replies) as api:
+        fleet = fleet_of(api)
+        worker = fleet.start_worker("w1")
+        run = Watched(fleet.pa(project, "write alpha.txt", "--local-slots", "0"))
+        run.wait_for("subtask_assigned", subtask_id="1", worker="w1")
+        wait_until(lambda: any(not request.side for request in api.requests))
+        os.kill(worker.pid, signal.SIGSTOP)  # a short cut: no frame either way for 1.5 s, under 3 x 1 s
+        time.sleep(1.5)
+        os.kill(worker.pid, signal.SIGCONT)
+        code, events, err = run.finish()
+    assert code == 0, err[-3000:]
+    assert not of_kind(events, "worker_left")
+    assert [(e["worker"], e["epoch"]) for e in of_kind(events, "subtask_assigned")] == [("w1", 1)]
+    assert (project / "alpha.txt").read_text() == "alpha\n"
+
+
 def test_an_agents_question_on_a_remote_worker_is_answered_by_the_supervisors_clarifier(
     project: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
 ) -> None:
@@ -405,8 +427,9 @@ def test_three_workers_run_every_subtask_and_the_results_land_in_the_users_repos
         for name in ("w1", "w2", "w3"):
             fleet.start_worker(name)
         task = "Write three files:\n" + "\n".join(f"- write {n}.txt" for n in names)
-        code, events, err = events_of(fleet.pa(project, task, "--local-slots", "0"))
+        code, events, err = events_of(fleet.pa(project, task, "--local-slots", "0", env={"OPENAI_API_KEY": SECRET}))
         turns = {key: api.turns(key) for key in conversations}
+        bodies = [json.dumps(request.body) for request in api.requests]
     assert code == 0, err[-3000:]
     for key, requests in turns.items():
         assert requests, key
@@ -419,6 +442,8 @@ def test_three_workers_run_every_subtask_and_the_results_land_in_the_users_repos
         assert (project / f"{name}.txt").read_text() == f"{name}\n"
     assert sorted(event["subtask_id"] for event in of_kind(events, "merged")) == ["1", "2", "3"]
     assert git(project, "status", "--porcelain") == ""
+    assert not [body for body in bodies if SECRET in body]  # the supervisor's secrets stay with it
+    assert all(SECRET not in fleet.stderr(name) for name in ("w1", "w2", "w3"))
 
 
 CHAOS_ROUNDS = int(os.environ.get("AGENTPROXY_CHAOS_ROUNDS", "20"))  # make chaos: 100

@@ -10,8 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_LAYER = ("agentproxy.cli", "agentproxy.launch", "agentproxy.demo", "agentproxy.__main__")
-# The Python API: it starts the actor tree, so it sits above both the core and the actors.
-COMPOSITION = ("agentproxy.runtime",)
+# What starts actor trees sits above both the core and the actors: the runtime and the Python API over
+# it, the server over that, and a worker host's own trees.
+COMPOSITION = ("agentproxy.runtime", "agentproxy.api", "agentproxy.server", "agentproxy.worker")
 ACTORS = "agentproxy.actors"
 TESTING = "agentproxy.testing"
 
