@@ -1,10 +1,14 @@
-"""From the CLI's arguments to a finished run: validate, build RunOptions, run, pick the exit code."""
+"""From pa's arguments to a finished run: validate, build RunOptions, run, pick the exit code.
+
+prepare_run is shared by the CLI and the Python API (agentproxy.api): both check their input alike.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,11 @@ def read_task(task: str | None, task_file: Path | None) -> str | None:
         return _task_text(sys.stdin.buffer.read(MAX_TASK_BYTES + 1), "the task on stdin")
     if task is None:
         return None
+    return task_text(task)
+
+
+def task_text(task: str) -> str:
+    """A task given as text (an argument, or the Python API's), checked like a file's and stripped."""
     # argv carries bytes that are not UTF-8 as lone surrogates: back to those bytes, checked like a file's.
     return _task_text(os.fsencode(task), "the task")
 
@@ -62,14 +71,35 @@ def _task_text(data: bytes, source: str) -> str:
     return text.strip()
 
 
+@dataclass(frozen=True)
+class PreparedRun:
+    """What runtime.run_task takes for one run, from checked arguments."""
+
+    task: str
+    options: RunOptions
+    brain: Brain
+    resume: Resumption | None
+
+
 def run_from_cli(args: dict[str, Any]) -> int:
     from agentproxy.runtime import run_task
     from agentproxy.view import JsonView, text_view_for
 
+    run = prepare_run(args)
+    view = JsonView() if args["output"].value == "json" else text_view_for(sys.stdout)
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C: clean up, record it
+    outcome = run_task(run.task, run.options, brain=run.brain, subscribers=[view], resume=run.resume)
+    return EXIT_CODES[outcome.status]
+
+
+def prepare_run(args: dict[str, Any]) -> PreparedRun:
+    """pa's parsed arguments (by their Python names, task already read) to a run: UsageError for bad input.
+
+    Everything is checked before the working directory is prepared (created), so that bad input leaves
+    nothing behind.
+    """
     resume = _resumption(args["session"], args["task"])
     task = args["task"] or (resume.task if resume else "")
-    # Validate the rest first: the working directory is created when prepared, and bad input
-    # should leave nothing behind.
     agent_command = tuple(resolve_agent_command(args["claude_bin"]))
     deny_patterns = parse_deny_patterns(list(args["deny"] or ()))
     screenshots = tuple(_readable_screenshots(args["screenshots"] or ()))
@@ -101,10 +131,7 @@ def run_from_cli(args: dict[str, Any]) -> int:
         check_parallel=args["check_parallel"],
         listen=listen,
     )
-    view = JsonView() if args["output"].value == "json" else text_view_for(sys.stdout)
-    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C: clean up, record it
-    outcome = run_task(task, options, brain=brain, subscribers=[view], resume=resume)
-    return EXIT_CODES[outcome.status]
+    return PreparedRun(task=task, options=options, brain=brain, resume=resume)
 
 
 def _listen_options(args: dict[str, Any]) -> ListenOptions | None:
@@ -154,10 +181,15 @@ def make_brain(model: str | None) -> Brain:
 
 
 def _context_dir(given: Path | None) -> Path | None:
-    chosen = given or config.saved_contextdir()
-    if chosen is not None and not chosen.is_dir():
-        raise UsageError(f"the saved context directory {chosen} no longer exists (pa --set-contextdir DIR)")
-    return chosen
+    if given is not None:
+        resolved = given.expanduser().resolve()
+        if not resolved.is_dir():
+            raise UsageError(f"--context-dir {given}: not an existing directory")
+        return resolved
+    saved = config.saved_contextdir()
+    if saved is not None and not saved.is_dir():
+        raise UsageError(f"the saved context directory {saved} no longer exists (pa --set-contextdir DIR)")
+    return saved
 
 
 def _resumption(session: str | None, task: str | None) -> Resumption | None:

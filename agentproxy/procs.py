@@ -18,7 +18,7 @@ _SETPRIV = shutil.which("setpriv")
 # By full path: a child may be given a PATH without /usr/bin.
 _DIE_WITH_PARENT = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()
 # What run_bounded is waiting on, so that an ending pa can kill it rather than wait.
-_running: set[subprocess.Popen[bytes]] = set()
+_running: dict[subprocess.Popen[bytes], Path] = {}  # each command run_bounded waits on, and its directory
 _running_lock = threading.Lock()
 
 
@@ -88,7 +88,7 @@ def run_bounded(
         start_new_session=True,
     )
     with _running_lock:
-        _running.add(proc)
+        _running[proc] = Path(cwd).resolve()
     try:
         out, _ = proc.communicate(timeout=timeout_s)
         return proc.returncode, out, False
@@ -101,15 +101,18 @@ def run_bounded(
         return proc.returncode, out or b"", True
     finally:
         with _running_lock:
-            _running.discard(proc)
+            _running.pop(proc, None)
 
 
-def kill_running() -> None:
-    """Kill the group of every command run_bounded is waiting on (a check, a setup step): pa is ending.
+def kill_running(within: Sequence[Path] = ()) -> None:
+    """Kill the group of every command run_bounded is waiting on (a check, a setup step) in one of the
+    directories within (all of them if none is given): their run is ending.
 
-    Their waits then return at once, so that the actors blocked in them can stop.
+    Their waits then return at once, so that the actors blocked in them can stop. Another run in the same
+    process (the server's) works in other directories, and its commands go on.
     """
+    places = [Path(place).resolve() for place in within]
     with _running_lock:
-        running = list(_running)
+        running = [proc for proc, cwd in _running.items() if not places or any(cwd.is_relative_to(p) for p in places)]
     for proc in running:
         _signal_group(proc.pid, signal.SIGKILL)

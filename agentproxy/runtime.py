@@ -66,6 +66,18 @@ CANCEL_WAIT_S = 20.0
 SHUTDOWN_TIMEOUT_S = 30.0
 
 
+class StopRequest(threading.Event):
+    """A cancel of a run from another thread (the Python API's Run.stop), with the reason its outcome gives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = "stopped"
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
 @dataclass(frozen=True)
 class ActorClasses:
     """Which class plays each part; tests swap one in to inject a fault."""
@@ -89,14 +101,16 @@ def run_task(
     store_path: Path | None = None,
     classes: ActorClasses = ActorClasses(),
     timeout_s: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> RunOutcome:
     """Run task in options.working_dir (already prepared) and return how it ended.
 
-    Blocks the calling thread. KeyboardInterrupt cancels the run: every agent process is killed,
-    the session is recorded as interrupted, and the outcome says so.
+    Blocks the calling thread. KeyboardInterrupt, or cancel set from another thread, cancels the run:
+    every agent process is killed, the session is recorded as interrupted, and the outcome says so
+    (with a StopRequest's reason).
     """
     with exclusive(options.working_dir):
-        return _run(task, options, brain or OfflineBrain(), subscribers, resume, store_path, classes, timeout_s)
+        return _run(task, options, brain or OfflineBrain(), subscribers, resume, store_path, classes, timeout_s, cancel)
 
 
 def _run(
@@ -108,6 +122,7 @@ def _run(
     store_path: Path | None,
     classes: ActorClasses,
     timeout_s: float | None,
+    cancel: threading.Event | None,
 ) -> RunOutcome:
     # Refused before ensure_repo, so that a bad store or repository state leaves the directory as it was.
     check_store(store_path or config.store_path())
@@ -208,14 +223,15 @@ def _run(
                 resume_agent_session=resume.agent_session_id if resume else None,
             ),
         )
-        ended = _wait(outcome, directory, session_id, timeout_s)
+        ended = _wait(outcome, directory, session_id, timeout_s, cancel)
         return dataclasses.replace(ended, reason=redactor.redact(ended.reason))
     finally:
         brain.events.connect(None)
         stopping.set()
         if broker is not None:
             broker.stop()
-        procs.kill_running()
+        # This run's commands only: its tree, its worktrees, its environments' setup in them.
+        procs.kill_running([options.working_dir, *([config.worktrees_dir(session_id)] if session_id else [])])
         with contextlib.suppress(pykka.Timeout):
             supervisor.stop(block=True, timeout=SHUTDOWN_TIMEOUT_S)
         # Stragglers (a stuck brain call) run on daemon threads: told to stop, not waited for. Only this
@@ -256,11 +272,18 @@ def _remote_agent_class() -> Any:
 
 
 def _wait(
-    outcome: concurrent.futures.Future[RunOutcome], directory: Directory, session_id: str, timeout_s: float | None
+    outcome: concurrent.futures.Future[RunOutcome],
+    directory: Directory,
+    session_id: str,
+    timeout_s: float | None,
+    cancel: threading.Event | None,
 ) -> RunOutcome:
     waited = 0.0
     try:
         while True:
+            if cancel is not None and cancel.is_set():
+                reason = cancel.reason if isinstance(cancel, StopRequest) else "stopped"
+                return _cancel(outcome, directory, session_id, reason)
             try:
                 return outcome.result(timeout=POLL_S)
             except concurrent.futures.TimeoutError:

@@ -38,6 +38,8 @@ SCHEMA_VERSION = 4
 MIN_PREFIX = 4  # shorter prefixes match too much to be a safe way to name a session
 ORPHAN_REASON = "pa exited without finishing (crashed or killed)"
 
+WAL_ATTEMPTS = 100  # 5 s
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -160,10 +162,22 @@ class SessionStore:
                 ) from exc
             raise
 
+    def _wal(self) -> None:
+        """WAL mode; two connections making a new store at once may find it locked (busy_timeout does
+        not cover this pragma): tried again for a while."""
+        for attempt in range(WAL_ATTEMPTS):
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05)
+
     def _setup(self) -> None:
         with self._locked("open"):
             self._conn.execute("PRAGMA busy_timeout = 5000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._wal()
             # In WAL mode NORMAL loses no committed event on a crash of pa, only on power loss.
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")

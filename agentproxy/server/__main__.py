@@ -1,0 +1,3 @@
+from agentproxy.server.cli import main
+
+main()
