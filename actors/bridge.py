@@ -23,7 +23,7 @@ from agentproxy.actors.shipping import Assignment, Shipping
 from agentproxy import config
 from agentproxy.brain import Brain
 from agentproxy.bridge import bundles, protocol
-from agentproxy.bridge.broker import Broker
+from agentproxy.bridge.fleet import Fleet
 from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import (
     Ask,
@@ -57,11 +57,19 @@ class Worker:
 
 class Bridge(SupervisedActor):
     def __init__(
-        self, name: str, directory: Directory, options: RunOptions, broker: Broker, brain: Brain, board: KnowledgeBoard
+        self,
+        name: str,
+        directory: Directory,
+        options: RunOptions,
+        fleet: Fleet,
+        run_key: str,
+        brain: Brain,
+        board: KnowledgeBoard,
     ) -> None:
         super().__init__(name, directory)
         self.options = options
-        self.broker = broker
+        self.fleet = fleet
+        self.run_key = run_key  # how the fleet knows this run
         self.brain = brain
         self.board = board
         self.workers: dict[bytes, Worker] = {}
@@ -109,7 +117,7 @@ class Bridge(SupervisedActor):
         if worker is None:
             if not isinstance(said, protocol.Heartbeat):
                 self.drop_stale(peer, said, "from a worker the bridge does not know (declared dead, or new)")
-            self.broker.send(peer, protocol.Disconnect(reason="unknown worker: announce yourself again"))
+            self.fleet.send(peer, protocol.Disconnect(reason="unknown worker: announce yourself again"))
             return
         match said:
             case protocol.Report() | protocol.Chunk() | protocol.ResultReady() | protocol.Judge():
@@ -120,11 +128,11 @@ class Bridge(SupervisedActor):
     def on_hello(self, peer: bytes, hello: protocol.Hello) -> None:
         known = peer in self.workers
         self.workers[peer] = Worker(name=hello.name, slots=hello.slots, repos=hello.repos)
-        self.broker.send(peer, protocol.Welcome(heartbeat_s=self.heartbeat_s, liveness=self.liveness))
+        self.fleet.send(peer, protocol.Welcome(heartbeat_s=self.heartbeat_s, liveness=self.liveness))
         for held in hello.running:
             current = self.current(held.assignment, held.epoch, peer)
-            if current is None:
-                self.broker.send(
+            if current is None and not self.fleet.another_runs(held.assignment, self.run_key):
+                self.fleet.send(
                     peer, protocol.Revoke(assignment=held.assignment, epoch=held.epoch, reason="no longer yours")
                 )
         if not known:
@@ -148,18 +156,20 @@ class Bridge(SupervisedActor):
 
     @property
     def heartbeat_s(self) -> float:
-        return self.broker.heartbeat_s
+        return self.fleet.broker.heartbeat_s
 
     @property
     def liveness(self) -> int:
-        return self.broker.liveness
+        return self.fleet.broker.liveness
 
     # -- assigning -------------------------------------------------------------------------
 
     def queue(self, request: AssignSubtask) -> None:
         epoch = self.epochs.get(request.subtask_id, 0) + 1
         self.epochs[request.subtask_id] = epoch
-        self.assignments[request.subtask_id] = Assignment(id=uuid.uuid4().hex, epoch=epoch, request=request)
+        assignment = Assignment(id=uuid.uuid4().hex, epoch=epoch, request=request)
+        self.assignments[request.subtask_id] = assignment
+        self.fleet.claim(assignment.id, self.run_key)
         self.assign_queued()
 
     def assign_queued(self) -> None:
@@ -168,18 +178,14 @@ class Bridge(SupervisedActor):
                 continue
             peer = self.freest_worker()
             if peer is None:
-                return
+                return  # every slot is busy (this run's assignments, or other runs' on the same workers)
             assignment.peer = peer
             self.shipping.write_bundle(assignment, self.workers[peer].repos.get(self.repo, []))
 
     def freest_worker(self) -> bytes | None:
-        busy = {peer: 0 for peer in self.workers}
-        for assignment in self.assignments.values():
-            if assignment.peer in busy:
-                busy[assignment.peer] += 1
-        free = {peer: self.workers[peer].slots - count for peer, count in busy.items()}
-        best = max(free, key=lambda peer: free[peer], default=None)
-        return best if best is not None and free[best] > 0 else None
+        """The worker with the most free slots, one of them reserved; None if none has one."""
+        by_free = sorted(self.workers, key=lambda peer: -self.fleet.free(peer, self.workers[peer].slots))
+        return next((peer for peer in by_free if self.fleet.reserve(peer, self.workers[peer].slots)), None)
 
     def to_agent(self, subtask_id: str, message: Msg) -> None:
         assignment = self.assignments.get(subtask_id)
@@ -192,14 +198,15 @@ class Bridge(SupervisedActor):
 
     def deliver(self, assignment: Assignment, message: Msg) -> None:
         deliver = protocol.Deliver(assignment=assignment.id, epoch=assignment.epoch, message=message)  # type: ignore[arg-type]
-        self.broker.send(assignment.peer, deliver)
+        self.fleet.send(assignment.peer, deliver)
 
     def end(self, subtask_id: str, merged: bool) -> None:
         assignment = self.assignments.pop(subtask_id, None)
         if assignment is None:
             return
         if assignment.peer in self.workers:
-            self.broker.send(
+            self.fleet.release(assignment.peer)
+            self.fleet.send(
                 assignment.peer, protocol.Finish(assignment=assignment.id, epoch=assignment.epoch, keep=not merged)
             )
         self.assign_queued()

@@ -77,11 +77,12 @@ class Shipping:
         request = assignment.request
         if ready.error:
             del b.assignments[request.subtask_id]
+            b.fleet.release(assignment.peer)
             done = SubtaskDone(subtask_id=request.subtask_id, ok=False, reason=f"cannot send its base: {ready.error}")
             b.directory.tell(DISPATCHER, done)
             return
         transfer = assignment.id if ready.path else ""
-        b.broker.send(
+        b.fleet.send(
             assignment.peer,
             protocol.Assign(
                 assignment=assignment.id,
@@ -100,7 +101,7 @@ class Shipping:
             path = Path(ready.path)
             size = path.stat().st_size
             for index, count, data in bundles.chunks(path):
-                b.broker.send(assignment.peer, protocol.Chunk(transfer=transfer, index=index, count=count, data=data))
+                b.fleet.send(assignment.peer, protocol.Chunk(transfer=transfer, index=index, count=count, data=data))
             path.unlink(missing_ok=True)
         assignment.sent = True
         b.workers[assignment.peer].repos.setdefault(b.repo, []).append(request.base)  # what it holds now
@@ -174,7 +175,7 @@ class Shipping:
             judged = protocol.Judged(
                 assignment=answer.assignment, epoch=answer.epoch, request=answer.request, verdict=answer.verdict
             )
-            b.broker.send(assignment.peer, judged)
+            b.fleet.send(assignment.peer, judged)
 
 
 def settings_of(options: RunOptions) -> protocol.Settings:

@@ -25,6 +25,7 @@ from agentproxy.errors import UsageError
 
 if TYPE_CHECKING:
     from agentproxy.actors.dispatcher import RunOutcome
+    from agentproxy.bridge.fleet import Fleet
     from agentproxy.launch import PreparedRun
     from agentproxy.messages import AnyEvent, Event
     from agentproxy.options import ListenOptions
@@ -72,6 +73,7 @@ def start_task(
     session_id: str | None = None,
     screenshots: Sequence[str | Path] = (),
     claude_bin: str | None = None,
+    fleet: Fleet | None = None,
     **options: Any,
 ) -> Run:
     """Start task in working_dir on a thread of its own and return at once; the Run follows and stops it.
@@ -79,13 +81,14 @@ def start_task(
     session_id continues that session with task as more work, or resumes its unfinished task when task
     is empty (pa -s ID). options are pa's run options by their Python names (checks, parallel, no_qa,
     max_budget_usd, agent_model, model, listen=ListenOptions(...), ...). Bad arguments raise UsageError
-    before anything starts; the working directory is prepared (created) as pa prepares it. The interpreter
+    before anything starts; the working directory is prepared (created) as pa prepares it. fleet: remote
+    workers shared with other runs (pa-server's broker), with listen= giving this run's local slots. The interpreter
     does not exit before the run has ended: stop() it to end it sooner.
     """
     from agentproxy import launch
 
     prepared = launch.prepare_run(_arguments(task, working_dir, session_id, screenshots, claude_bin, options))
-    run = Run(prepared)
+    run = Run(prepared, fleet)
     with _runs_lock:
         _runs.append(run)
     run._thread.start()
@@ -179,12 +182,13 @@ class _Follower:
 class Run:
     """One task running on a thread of its own (made by start_task): its events, its outcome, a way to stop it."""
 
-    def __init__(self, prepared: PreparedRun) -> None:
+    def __init__(self, prepared: PreparedRun, fleet: Fleet | None = None) -> None:
         from agentproxy.runtime import StopRequest
 
         self.task = prepared.task
         self.working_dir = prepared.options.working_dir
         self._prepared = prepared
+        self._fleet = fleet
         self._stop_request = StopRequest()
         self._changed = threading.Condition()
         self._events: list[AnyEvent] = []
@@ -296,6 +300,7 @@ class Run:
                 subscribers=[self._record],
                 resume=prepared.resume,
                 cancel=self._stop_request,
+                fleet=self._fleet,
             )
         except BaseException as exc:  # raised again by wait() in the caller's thread
             error = exc

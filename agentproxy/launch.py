@@ -104,7 +104,7 @@ def prepare_run(args: dict[str, Any]) -> PreparedRun:
     deny_patterns = parse_deny_patterns(list(args["deny"] or ()))
     screenshots = tuple(_readable_screenshots(args["screenshots"] or ()))
     context_dir = _context_dir(args["context_dir"])
-    listen = _listen_options(args)
+    listen = listen_options(args)
     brain = make_brain(args["model"])
     check_store(config.store_path())
     working_dir = _working_dir(args, resume)
@@ -134,7 +134,7 @@ def prepare_run(args: dict[str, Any]) -> PreparedRun:
     return PreparedRun(task=task, options=options, brain=brain, resume=resume)
 
 
-def _listen_options(args: dict[str, Any]) -> ListenOptions | None:
+def listen_options(args: dict[str, Any]) -> ListenOptions | None:
     """--listen and its companions; those companions without --listen are a mistake worth saying."""
     endpoint, insecure = args["listen"], args["listen_insecure"]
     if endpoint and insecure:

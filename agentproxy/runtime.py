@@ -8,12 +8,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -58,7 +57,8 @@ from agentproxy.sessions import Resumption
 from agentproxy.store import check_store
 from agentproxy.workspace import Workspace, check_repo_state, exclusive
 
-log = logging.getLogger("agentproxy.bridge")
+if TYPE_CHECKING:
+    from agentproxy.bridge.fleet import Fleet
 
 # How often the waiting thread wakes, so that Ctrl-C is seen promptly.
 POLL_S = 0.2
@@ -102,15 +102,19 @@ def run_task(
     classes: ActorClasses = ActorClasses(),
     timeout_s: float | None = None,
     cancel: threading.Event | None = None,
+    fleet: Fleet | None = None,
 ) -> RunOutcome:
     """Run task in options.working_dir (already prepared) and return how it ended.
 
     Blocks the calling thread. KeyboardInterrupt, or cancel set from another thread, cancels the run:
     every agent process is killed, the session is recorded as interrupted, and the outcome says so
-    (with a StopRequest's reason).
+    (with a StopRequest's reason). fleet: the workers' broker this run shares with others (pa-server's);
+    without it, options.listen makes one for this run alone.
     """
     with exclusive(options.working_dir):
-        return _run(task, options, brain or OfflineBrain(), subscribers, resume, store_path, classes, timeout_s, cancel)
+        return _run(
+            task, options, brain or OfflineBrain(), subscribers, resume, store_path, classes, timeout_s, cancel, fleet
+        )
 
 
 def _run(
@@ -123,6 +127,7 @@ def _run(
     classes: ActorClasses,
     timeout_s: float | None,
     cancel: threading.Event | None,
+    fleet: Fleet | None,
 ) -> RunOutcome:
     # Refused before ensure_repo, so that a bad store or repository state leaves the directory as it was.
     check_store(store_path or config.store_path())
@@ -161,10 +166,12 @@ def _run(
         DISPATCHER: lambda name: classes.dispatcher.start(name, directory, options, finished),
     }
     session_id = ""  # read by on_escalate, which may fire before the session is open
-    broker, listening = None, ""
-    if options.listen is not None:
-        broker, listening = _listen(options, directory, record)
-        factories[BRIDGE] = lambda name: _bridge_class().start(name, directory, options, broker, brain, board)
+    own_fleet = fleet is None and options.listen is not None  # pa --listen: this run's own; pa-server: shared
+    if own_fleet:
+        fleet = _fleet(options)
+    if fleet is not None:
+        run_key = fleet.attach(_attached(directory, record))
+        factories[BRIDGE] = lambda name: _bridge_class().start(name, directory, options, fleet, run_key, brain, board)
     supervisor = Supervisor.start(
         directory,
         factories,
@@ -198,8 +205,8 @@ def _run(
         )
         if workspace.excluded:
             record(Notice(level="warning", text=exclusion_warning(workspace.excluded)))
-        if listening:
-            record(Notice(text=listening))
+        if fleet is not None:
+            record(Notice(text=fleet.about))
         directory.ask(
             CONTEXT_KEEPER,
             GetContext(
@@ -228,8 +235,10 @@ def _run(
     finally:
         brain.events.connect(None)
         stopping.set()
-        if broker is not None:
-            broker.stop()
+        if fleet is not None:
+            fleet.detach(run_key)
+            if own_fleet:
+                fleet.stop()
         # This run's commands only: its tree, its worktrees, its environments' setup in them.
         procs.kill_running([options.working_dir, *([config.worktrees_dir(session_id)] if session_id else [])])
         with contextlib.suppress(pykka.Timeout):
@@ -241,21 +250,22 @@ def _run(
                 ref.stop(block=False)
 
 
-def _listen(options: RunOptions, directory: Directory, record: Callable[[AnyEvent], None]) -> tuple[Any, str]:
+def _fleet(options: RunOptions) -> Any:
     """The broker for remote workers, bound before any actor starts: a bad address ends the run at once."""
-    from agentproxy.bridge.broker import listen  # lazy: zmq only when --listen is given
+    from agentproxy.bridge.fleet import Fleet  # lazy: zmq only when --listen is given
 
     assert options.listen is not None
+    return Fleet(options.listen)
 
-    def refused(key: str) -> None:
-        log.warning("a worker with an unknown key was refused: %s", key)
-        record(Notice(level="warning", text=f"refused a worker whose key is not authorized: {key}"))
 
-    return listen(
-        options.listen,
-        on_messages=lambda said: directory.tell(BRIDGE, PeersSaid(said=said)),
-        on_lost=lambda peer, reason: directory.tell(BRIDGE, PeerLost(peer=peer, reason=reason)),
-        on_refused=refused,
+def _attached(directory: Directory, record: Callable[[AnyEvent], None]) -> Any:
+    """How the fleet tells this run's Bridge what the workers say."""
+    from agentproxy.bridge.fleet import Attached
+
+    return Attached(
+        said=lambda said: directory.tell(BRIDGE, PeersSaid(said=said)),
+        lost=lambda peer, reason: directory.tell(BRIDGE, PeerLost(peer=peer, reason=reason)),
+        notice=lambda text: record(Notice(level="warning", text=text)),
     )
 
 

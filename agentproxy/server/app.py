@@ -84,6 +84,8 @@ class ServerConfig:
     token: str | None = None  # required of every API call when set (a non-loopback bind)
     cors_origins: tuple[str, ...] = ()
     claude_bin: str | None = None
+    fleet: Any = None  # agentproxy.bridge.fleet.Fleet: remote workers serving every run (--listen)
+    listen: Any = None  # its ListenOptions (each run's local slots)
 
 
 def create_app(config: ServerConfig) -> Litestar:
@@ -97,6 +99,8 @@ def create_app(config: ServerConfig) -> Litestar:
             options["screenshots"] = [config.roots.check(shot.path, "screenshot") for shot in request.screenshots]
         if not request.task.strip():
             raise UsageError("task must not be empty")
+        if config.fleet is not None:
+            options.update(fleet=config.fleet, listen=config.listen)
         return runs.start(request.task, cwd, session_id, claude_bin=config.claude_bin, **options)
 
     @post("/task", status_code=200)
@@ -148,7 +152,10 @@ def create_app(config: ServerConfig) -> Litestar:
         found = runs.session(data.session_id)
         return {"session_id": found.row.id, "stopped": runs.stop(found.row.id)}
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        """Every API call needs the token (when there is one); the dashboard's page itself does not: it asks."""
+        if handler.opt.get("public"):
+            return
         if config.token is not None and not token_matches(connection.headers.get("authorization"), config.token):
             raise NotAuthorizedException("a bearer token is needed: Authorization: Bearer <token>")
 
@@ -161,7 +168,9 @@ def create_app(config: ServerConfig) -> Litestar:
             sessions,
             session,
             stop,
-            create_static_files_router(path="/", directories=[STATIC], html_mode=True, include_in_schema=False),
+            create_static_files_router(
+                path="/", directories=[STATIC], html_mode=True, include_in_schema=False, opt={"public": True}
+            ),
         ],
         guards=[guard],
         exception_handlers={AgentProxyError: refusal},

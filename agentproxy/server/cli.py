@@ -14,6 +14,7 @@ import typer
 from agentproxy.errors import UsageError
 
 if TYPE_CHECKING:
+    from agentproxy.options import ListenOptions
     from agentproxy.server.app import ServerConfig
 
 EXIT_USAGE = 2
@@ -35,10 +36,39 @@ def serve(
         list[str] | None, typer.Option("--cors-origin", metavar="ORIGIN", help="Allow this browser origin (CORS).")
     ] = None,
     claude_bin: Annotated[str | None, typer.Option("--claude-bin", metavar="CMD", help="The Claude Code CLI.")] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option("--listen", metavar="tcp://ADDR:PORT", help="Take remote workers (pa-worker) for every task."),
+    ] = None,
+    listen_insecure: Annotated[
+        str | None,
+        typer.Option("--listen-insecure", metavar="tcp://127.0.0.1:PORT", help="--listen without keys: loopback only."),
+    ] = None,
+    authorized_keys: Annotated[
+        Path | None, typer.Option("--authorized-keys", metavar="DIR", help="The workers' public certificates.")
+    ] = None,
+    local_slots: Annotated[
+        int | None,
+        typer.Option("--local-slots", metavar="N", min=0, max=64, help="With --listen: agents here at once per task."),
+    ] = None,
+    heartbeat: Annotated[float, typer.Option("--heartbeat", metavar="SECONDS", min=0.05)] = 1.0,
+    liveness: Annotated[int, typer.Option("--liveness", metavar="N", min=1, max=100)] = 3,
 ) -> None:
     """Serve agentproxy over HTTP: POST /task, /health, /sessions, /session/{id}, /stop, and the dashboard at /."""
+    from agentproxy.launch import listen_options
+
     try:
-        config, banner = configure(host, allow_root or [], cors_origin or [], claude_bin)
+        workers = listen_options(
+            {
+                "listen": listen,
+                "listen_insecure": listen_insecure,
+                "authorized_keys": authorized_keys,
+                "local_slots": local_slots,
+                "heartbeat": heartbeat,
+                "liveness": liveness,
+            }
+        )
+        config, banner = configure(host, allow_root or [], cors_origin or [], claude_bin, workers)
     except UsageError as exc:
         typer.echo(f"pa-server: error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -48,11 +78,15 @@ def serve(
 
     for line in banner:
         typer.echo(line, err=True)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    try:
+        uvicorn.run(create_app(config), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    finally:
+        if config.fleet is not None:
+            config.fleet.stop()
 
 
 def configure(
-    host: str, roots: list[Path], origins: list[str], claude_bin: str | None
+    host: str, roots: list[Path], origins: list[str], claude_bin: str | None, workers: ListenOptions | None
 ) -> tuple[ServerConfig, list[str]]:
     from agentproxy import config
     from agentproxy.server.app import ServerConfig
@@ -72,7 +106,16 @@ def configure(
         else:
             banner.append(f"pa-server: bearer token required (from {found.where})")
     config.load_dotenv_files(Path.cwd())
-    return ServerConfig(roots=allowed, token=token, cors_origins=tuple(origins), claude_bin=claude_bin), banner
+    fleet = None
+    if workers is not None:
+        from agentproxy.bridge.fleet import Fleet  # lazy: zmq only with --listen
+
+        fleet = Fleet(workers)  # bound now: a bad or busy address is exit 2 before the server starts
+        banner.append(f"pa-server: {fleet.about}")
+    server = ServerConfig(
+        roots=allowed, token=token, cors_origins=tuple(origins), claude_bin=claude_bin, fleet=fleet, listen=workers
+    )
+    return server, banner
 
 
 def loopback(host: str) -> bool:

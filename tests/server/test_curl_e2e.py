@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Server, sse
 
 from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
 from agentproxy.testing.fake_anthropic import FakeAnthropic, Text, write_file
+from agentproxy.testing.live_server import Server, sse
 
 pytestmark = pytest.mark.claude_cli
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Server, scripted_agent, sse
+
+from agentproxy.testing.live_server import Server, scripted_agent, sse
 
 WRITES_HELLO = [[{"write": {"path": "hello.py", "content": "print('hi')\n"}}, {"result": "Wrote hello.py."}]]
 SLOW_HELLO = [
@@ -211,3 +212,12 @@ def test_off_loopback_every_call_needs_the_token(tmp_path: Path, server_with: Ca
     server.process.wait(15)
     assert server.process.stderr is not None
     assert server.process.stderr.read().count(server.token) == 1  # printed once, when it was made
+
+
+def test_off_loopback_the_dashboards_page_loads_without_the_token_and_asks_for_it(
+    tmp_path: Path, server_with: Callable[..., Server]
+) -> None:
+    server = server_with(scripted_agent(tmp_path, WRITES_HELLO), host="0.0.0.0")
+    for asset in ("/", "/app.js", "/style.css"):
+        assert httpx.get(f"{server.url}{asset}").status_code == 200, asset
+    assert httpx.get(f"{server.url}/sessions").status_code == 401

@@ -41,8 +41,8 @@ function byTestId(id, root = document) {
   return root.querySelector(`[data-testid="${id}"]`);
 }
 
-function mono(text, testid) {
-  return h("code", { class: "mono", testid }, clean(text));
+function mono(text) {
+  return h("code", { class: "mono" }, clean(text));
 }
 
 function badge(status, testid) {
@@ -383,7 +383,7 @@ const RENDERERS = {
       e.plan.rationale ? folded(e.plan.rationale, "text muted") : null,
     ),
   subtask_started: (e) =>
-    entry(e, "●", "", (e.attempt || 1) > 1 ? `Started again (attempt ${e.attempt})` : "Started: ", clean(e.title)),
+    entry(e, "●", "", (e.attempt || 1) > 1 ? `Started again (attempt ${e.attempt}): ` : "Started: ", clean(e.title)),
   agent_started: (e) =>
     entry(e, "◆", "muted", "Agent session ", mono(e.agent_session_id), e.model ? ` (${e.model})` : "",
       e.cwd ? [" in ", mono(e.cwd)] : null),
@@ -620,7 +620,11 @@ class SessionView {
         this.setStreamState(this.status === "running" ? "live" : "");
         await readEventStream(response, (message) => {
           failures = 0;
-          this.receive(message);
+          try {
+            this.receive(message);
+          } catch (error) {
+            reportError(error); // one event this page cannot show must not cost the stream
+          }
         });
       } catch (error) {
         if (this.signal.aborted) return;
@@ -753,7 +757,6 @@ class SessionView {
       row.title.textContent = clean(event.title);
       row.startedAt ??= event.at || null;
       row.endedAt = null;
-      row.attempt.textContent = String(event.attempt || 1);
       this.setRowState(row, "preparing");
       const group = this.group(id);
       group.title.textContent = clean(event.title);
@@ -765,6 +768,8 @@ class SessionView {
     if (event.kind === "agent_finished" && row) {
       row.cost += event.usage?.cost_usd || 0;
       row.costCell.textContent = money(row.cost);
+      row.turns += 1;
+      row.turnsCell.textContent = String(row.turns);
     }
     if (event.kind === "agent_finished" && group) {
       group.cost += event.usage?.cost_usd || 0;
@@ -774,7 +779,6 @@ class SessionView {
     if (!row) return;
     if (event.kind === "agent_said") row.action.textContent = firstLine(event.text);
     if (event.kind === "agent_used_tool") row.action.textContent = `${clean(event.tool)} ${clean(event.detail)}`.trim();
-    if (event.kind === "follow_up_sent") row.attempt.textContent = String(event.attempt);
     if (event.kind === "subtask_finished") {
       row.endedAt = event.at || null;
       this.setRowState(row, event.status);
@@ -816,7 +820,8 @@ class SessionView {
       notes: h("div", { class: "muted small mono" }),
       state: badge("pending"),
       action: h("td", { class: "action mono" }),
-      attempt: h("td", { class: "num" }, "–"),
+      turnsCell: h("td", { class: "num" }, "0"),
+      turns: 0,
       elapsed: h("td", { class: "num" }),
       costCell: h("td", { class: "num" }, money(0)),
       cost: 0,
@@ -830,7 +835,7 @@ class SessionView {
       h("td", {}, row.title, row.notes),
       h("td", {}, row.state),
       row.action,
-      row.attempt,
+      row.turnsCell,
       row.elapsed,
       row.costCell,
     );
