@@ -37,6 +37,7 @@ from agentproxy.messages import (
 )
 from agentproxy.run_plan import SubtaskState, failure_signature
 from agentproxy.subtask_prompts import NOTHING_CHANGED, subtask_prompt
+from agentproxy.telemetry.ids import agent_environment
 
 if TYPE_CHECKING:
     from agentproxy.actors.dispatcher import Dispatcher
@@ -65,7 +66,7 @@ class AgentTurns:
             cwd=state.cwd,
             task=d.run.task,
             resume_agent_session=self.resumed_session(state),
-            env=ready.env,
+            env={**ready.env, **self.telemetry_env(state)},
         )
         d.directory.tell(state.worker, spawn)
 
@@ -73,7 +74,7 @@ class AgentTurns:
         d = self.dispatcher
         assert d.run is not None
         state.status = "running"
-        state.env = prepared.env
+        state.env = {**prepared.env, **self.telemetry_env(state)}
         if not state.worker_started:
             self.start_worker(state)
         planned = [s.id for s in d.plan.planned()]
@@ -89,6 +90,11 @@ class AgentTurns:
             cost_so_far_usd=state.agent_cost_usd,
         )
         d.send(state.worker, state.id, request)
+
+    def telemetry_env(self, state: SubtaskState) -> dict[str, str]:
+        """With telemetry on, the agent's process names its subtask's span (TRACEPARENT): its own joins the tree."""
+        d = self.dispatcher
+        return agent_environment(d.run.session_id, state.id) if d.run is not None else {}
 
     def start_worker(self, state: SubtaskState) -> None:
         d = self.dispatcher

@@ -132,6 +132,7 @@ def _run(
     # Refused before ensure_repo, so that a bad store or repository state leaves the directory as it was.
     check_store(store_path or config.store_path())
     check_repo_state(options.working_dir)
+    subscribers = [*subscribers, *_telemetry()]
     workspace = Workspace(options.working_dir)
     workspace.ensure_repo()
     redactor = redact.for_run(options.working_dir)
@@ -248,6 +249,19 @@ def _run(
         for name in directory.names():
             if (ref := directory.unbind(name)) is not None:
                 ref.stop(block=False)
+
+
+def _telemetry() -> list[Subscriber]:
+    """With AGENTPROXY_ENABLE_TELEMETRY=1, the run's trace and metrics; off, nothing of opentelemetry is imported."""
+    from agentproxy.telemetry.ids import enabled
+
+    if not enabled():
+        return []
+    from agentproxy.telemetry.setup import start
+    from agentproxy.telemetry.trace_builder import TraceBuilder
+
+    telemetry = start()
+    return [TraceBuilder(telemetry)] if telemetry is not None else []
 
 
 def _fleet(options: RunOptions) -> Any:

@@ -146,6 +146,9 @@ class Workspace:
         """Make the directory a git repository with a baseline commit, if it is not one; True if it did."""
         inside = self._git("rev-parse", "--is-inside-work-tree", check=False)
         if inside.strip() == "true":
+            if not self._git("rev-parse", "-q", "--verify", "HEAD", check=False).strip():
+                # `git init` and no commit yet: worktrees and diffs need a base; the files are set apart later.
+                self._git("commit", "-q", "--allow-empty", "--no-verify", "-m", BASELINE_MESSAGE)
             return False
         self._git("init", "-q")
         self.exclude_secret_files()
