@@ -50,6 +50,8 @@ bench: $(VENV)/.dev-installed $(CLAUDE)
 	$(BIN)/python tests/bench/bundles.py || missed=1; \
 	$(BIN)/python tests/bench/remote.py || missed=1; \
 	$(BIN)/python tests/bench/bridge.py || missed=1; \
+	$(BIN)/python tests/bench/server.py || missed=1; \
+	$(BIN)/python tests/bench/telemetry.py || missed=1; \
 	exit $$missed
 
 install: $(VENV)/.installed

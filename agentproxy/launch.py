@@ -222,8 +222,12 @@ def _working_dir(args: dict[str, Any], resume: Resumption | None) -> Path:
 def _readable_screenshots(paths: Any) -> list[Path]:
     screenshots = []
     for path in paths:
-        resolved = Path(path).expanduser().resolve()
-        if not resolved.is_file() or not os.access(resolved, os.R_OK):
-            raise UsageError(f"screenshot not readable: {path}")
+        try:
+            resolved = Path(path).expanduser().resolve()
+            readable = resolved.is_file() and os.access(resolved, os.R_OK)
+        except (OSError, RuntimeError):  # a name too long, an unknown ~user
+            readable = False
+        if not readable:
+            raise UsageError(f"screenshot not readable: {str(path)[:200]}")
         screenshots.append(resolved)
     return screenshots

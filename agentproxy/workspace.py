@@ -86,7 +86,10 @@ def check_repo_state(directory: Path) -> None:
     Raises WorkdirError naming the state and how to leave it.
     """
     directory = Path(os.path.abspath(os.path.expanduser(str(directory))))
-    existing = next((p for p in (directory, *directory.parents) if p.exists()), None)
+    try:
+        existing = next((p for p in (directory, *directory.parents) if p.exists()), None)
+    except OSError as exc:  # a name longer than the filesystem allows
+        raise WorkdirError(f"{str(directory)[:120]}: cannot be a working directory ({exc.strerror or exc})") from exc
     if existing is None or not existing.is_dir():
         return  # prepare_workdir says what is wrong with it
     found = _git_query(existing, "rev-parse", "--is-inside-git-dir", "--absolute-git-dir")

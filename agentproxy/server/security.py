@@ -57,7 +57,11 @@ class AllowedRoots:
         """path (relative to the first root) resolved, `..` and symlinks followed; Forbidden if outside."""
         if "\0" in path:
             raise UsageError(f"{what} holds a NUL character")
-        resolved = (self.roots[0] / Path(path).expanduser()).resolve()
+        try:
+            resolved = (self.roots[0] / Path(path).expanduser()).resolve()
+            resolved.exists()  # a name longer than the filesystem allows raises here, not later
+        except (OSError, RuntimeError) as exc:  # RuntimeError: an unknown ~user
+            raise UsageError(f"{what} {path[:80]!r} cannot be used: {getattr(exc, 'strerror', None) or exc}") from None
         if not any(resolved == root or resolved.is_relative_to(root) for root in self.roots):
             raise Forbidden(f"{what} {path!r} is outside the allowed roots ({', '.join(map(str, self.roots))})")
         return resolved
