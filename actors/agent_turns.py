@@ -94,7 +94,7 @@ class AgentTurns:
     def telemetry_env(self, state: SubtaskState) -> dict[str, str]:
         """With telemetry on, the agent's process names its subtask's span (TRACEPARENT): its own joins the tree."""
         d = self.dispatcher
-        return agent_environment(d.run.session_id, state.id) if d.run is not None else {}
+        return agent_environment(d.run.trace or d.run.session_id, state.id) if d.run is not None else {}
 
     def start_worker(self, state: SubtaskState) -> None:
         d = self.dispatcher

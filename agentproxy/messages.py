@@ -120,6 +120,7 @@ class SessionStarted(Event, tag="session_started", frozen=True):
     working_dir: str
     screenshots: list[str] = []
     continued: bool = False
+    trace: str = ""  # what the run's trace and span ids derive from (agentproxy.telemetry.ids)
 
 
 class ContextLoaded(Event, tag="context_loaded", frozen=True):
@@ -416,6 +417,7 @@ class RunTask(Msg, tag="run_task", frozen=True):
     session_id: str
     task: str
     working_dir: str
+    trace: str = ""  # the run's trace key (SessionStarted.trace): an agent's TRACEPARENT derives from it
     screenshots: list[str] = []
     plan: Plan | None = None  # when resuming: the recorded plan, not a new one
     done_subtasks: list[str] = []  # when resuming: ids already finished

@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -196,12 +197,15 @@ def _run(
                 continue_session=resume.session_id if resume else None,
             ),
         )
+        # Each run of a session is its own trace: a continued session's ids must not repeat the first run's.
+        trace = session_id if resume is None else f"{session_id}.{secrets.token_hex(4)}"
         record(
             SessionStarted(
                 task=task,
                 working_dir=str(options.working_dir),
                 screenshots=screenshots,
                 continued=resume is not None,
+                trace=trace,
             )
         )
         if workspace.excluded:
@@ -220,6 +224,7 @@ def _run(
             DISPATCHER,
             RunTask(
                 session_id=session_id,
+                trace=trace,
                 task=task,
                 working_dir=str(options.working_dir),
                 screenshots=screenshots,

@@ -11,6 +11,7 @@ import getpass
 import logging
 import os
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,22 +27,22 @@ _warned = False
 
 
 class FixedIds:
-    """An IdGenerator that hands out the ids set for the next span (a task's root, a subtask), else random ones."""
+    """An IdGenerator that hands out the ids set for the next span this thread starts (a task's root, a
+    subtask), else random ones: each run builds its trace on its own thread, the presets stay its own."""
 
     def __init__(self) -> None:
         from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
         self.random = RandomIdGenerator()
-        self.trace_id: int | None = None
-        self.span_id: int | None = None
+        self.preset = threading.local()
         self.lock = threading.Lock()  # held while a span with fixed ids starts
 
     def generate_trace_id(self) -> int:
-        fixed, self.trace_id = self.trace_id, None
+        fixed, self.preset.trace_id = getattr(self.preset, "trace_id", None), None
         return fixed or self.random.generate_trace_id()
 
     def generate_span_id(self) -> int:
-        fixed, self.span_id = self.span_id, None
+        fixed, self.preset.span_id = getattr(self.preset, "span_id", None), None
         return fixed or self.random.generate_span_id()
 
     def is_trace_id_random(self) -> bool:
@@ -100,6 +101,7 @@ def _make(span_exporter: Any, metric_reader: Any, log_exporter: Any) -> Telemetr
             "service.name": os.environ.get("OTEL_SERVICE_NAME") or "agentproxy",
             "service.namespace": os.environ.get("OTEL_SERVICE_NAMESPACE") or "default",
             "pa.owner_id": owner_id(),
+            "service.instance.id": uuid.uuid4().hex,  # two runs at once are two series, not one
         }
     )
     exporters: tuple[Any, Any, Any] = _exporters() if span_exporter is None else (span_exporter, None, log_exporter)

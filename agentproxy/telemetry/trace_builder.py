@@ -65,6 +65,7 @@ class TraceBuilder:
     telemetry: Telemetry
     root: Any = None
     session_id: str = ""
+    trace: str = ""  # the run's trace key: its ids derive from it
     started_at: float = 0.0
     last_at: float = 0.0
     subtasks: dict[str, SubtaskSpans] = field(default_factory=dict)
@@ -99,11 +100,13 @@ class TraceBuilder:
         ids = self.telemetry.ids
         with ids.lock:
             if parent is None:
-                ids.trace_id = trace_id_of(self.session_id)
-            ids.span_id = span_id
+                ids.preset.trace_id = trace_id_of(self.trace)
+            ids.preset.span_id = span_id
             if parent is None:
+                from opentelemetry.context import Context
+
                 return self.telemetry.tracer.start_span(
-                    name, start_time=ns(at), attributes={**self.attributes(), **attributes}
+                    name, context=Context(), start_time=ns(at), attributes={**self.attributes(), **attributes}
                 )
             return self.child(name, parent, at, **attributes)
 
@@ -125,9 +128,9 @@ class TraceBuilder:
     def on_session_started(self, event: SessionStarted) -> None:
         if self.root is not None:
             return
-        self.session_id, self.started_at = event.session_id, event.at
+        self.session_id, self.trace, self.started_at = event.session_id, event.trace or event.session_id, event.at
         self.root = self.with_fixed_ids(
-            names.RUN_TASK, None, event.at, span_id_of(event.session_id), **{"pa.task": event.task[:500]}
+            names.RUN_TASK, None, event.at, span_id_of(self.trace), **{"pa.task": event.task[:500]}
         )
         self.count("agentproxy.tasks.started")
         self.count("agentproxy.sessions.active")
@@ -180,7 +183,7 @@ class TraceBuilder:
                 names.SUBTASK,
                 self.root,
                 event.at,
-                span_id_of(self.session_id, event.subtask_id),
+                span_id_of(self.trace, event.subtask_id),
                 **{"pa.subtask_id": event.subtask_id, "pa.title": event.title[:200]},
             )
             self.subtasks[event.subtask_id] = SubtaskSpans(span=span)
