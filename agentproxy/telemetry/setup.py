@@ -56,6 +56,7 @@ class Telemetry:
     ids: FixedIds
     providers: tuple[Any, ...]
     instruments: dict[str, Any]
+    running: dict[str, Any]  # each running run's root span, by trace key: its log records join its trace
 
     def flush(self) -> None:
         """At a run's end: what is batched goes out now, within the export timeout."""
@@ -86,7 +87,7 @@ def start(span_exporter: Any = None, metric_reader: Any = None, log_exporter: An
 
 def _make(span_exporter: Any, metric_reader: Any, log_exporter: Any) -> Telemetry:
     from opentelemetry import metrics, trace
-    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -114,10 +115,11 @@ def _make(span_exporter: Any, metric_reader: Any, log_exporter: Any) -> Telemetr
     )
     meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
     providers: list[Any] = [tracer_provider, meter_provider]
+    running: dict[str, Any] = {}
     if exporters[2] is not None:
         logger_provider = LoggerProvider(resource=resource)
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporters[2]))
-        handler = LoggingHandler(level=logging.INFO, logger_provider=logger_provider)
+        handler = _run_logs_class()(running, level=logging.INFO, logger_provider=logger_provider)
         handler.addFilter(_Redacting())
         logging.getLogger("agentproxy").addHandler(handler)
         providers.append(logger_provider)
@@ -130,6 +132,7 @@ def _make(span_exporter: Any, metric_reader: Any, log_exporter: Any) -> Telemetr
         ids=ids,
         providers=tuple(providers),
         instruments=make_instruments(meter),
+        running=running,
     )
 
 
@@ -162,6 +165,33 @@ def owner_id() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def _run_logs_class() -> Any:
+    """Made when telemetry starts: its base class is the SDK's, imported only then."""
+    from opentelemetry import context, trace
+    from opentelemetry.sdk._logs import LoggingHandler
+
+    class RunLogs(LoggingHandler):
+        """A record logged while one run is running joins that run's trace (its root span); with
+        several at once (a server) there is no telling which, and it goes out on its own."""
+
+        def __init__(self, running: dict[str, Any], **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.running = running
+
+        def emit(self, record: logging.LogRecord) -> None:
+            roots = list(self.running.values())
+            if len(roots) != 1 or trace.get_current_span().get_span_context().is_valid:
+                super().emit(record)
+                return
+            token = context.attach(trace.set_span_in_context(roots[0]))
+            try:
+                super().emit(record)
+            finally:
+                context.detach(token)
+
+    return RunLogs
 
 
 class _Redacting(logging.Filter):

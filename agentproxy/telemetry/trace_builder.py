@@ -132,6 +132,7 @@ class TraceBuilder:
         self.root = self.with_fixed_ids(
             names.RUN_TASK, None, event.at, span_id_of(self.trace), **{"pa.task": event.task[:500]}
         )
+        self.telemetry.running[self.trace] = self.root
         self.count("agentproxy.tasks.started")
         self.count("agentproxy.sessions.active")
 
@@ -168,6 +169,7 @@ class TraceBuilder:
         for subtask_id in list(self.subtasks):
             self.close_subtask(subtask_id, event.at, "")
         self.end(self.root, event.at, event.reason if event.status != "done" else "")
+        self.telemetry.running.pop(self.trace, None)
         self.root = None
         self.count("agentproxy.tasks.completed", status=event.status)
         self.record("agentproxy.task.duration", event.duration_s, status=event.status)

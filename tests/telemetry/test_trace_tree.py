@@ -4,6 +4,7 @@ follow-up) as one span tree, and the seed's metrics with their labels and values
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import subprocess
 import sys
@@ -14,10 +15,12 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
+from opentelemetry.sdk._logs.export import InMemoryLogExporter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agentproxy
+from agentproxy.messages import SubtaskStarted
 from agentproxy.telemetry import names, setup
 from agentproxy.telemetry.ids import span_id_of, trace_id_of
 
@@ -29,33 +32,40 @@ TURNS = [
 ]  # fmt: skip
 
 
+LOGS: list[Any] = []  # the log records the fixture's run exported
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Any], Any, str]:
     tmp = tmp_path_factory.mktemp("telemetry")
     script = tmp / "script.json"
     script.write_text(json.dumps({"turns": TURNS}))
-    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    spans, reader, logs = InMemorySpanExporter(), InMemoryMetricReader(), InMemoryLogExporter()
     mp = pytest.MonkeyPatch()
     mp.setenv("AGENTPROXY_ENABLE_TELEMETRY", "1")
     mp.setenv("AGENTPROXY_HOME", str(tmp / "home"))
     mp.setenv("AGENTPROXY_OWNER_ID", "team-a")
     try:
-        assert setup.start(span_exporter=spans, metric_reader=reader) is not None
+        assert setup.start(span_exporter=spans, metric_reader=reader, log_exporter=logs) is not None
         repo = tmp / "repo"
         repo.mkdir()
         subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
         claude = shlex.join([sys.executable, "-m", "agentproxy.scripted_agent", "--script", str(script)])
-        items = list(
-            agentproxy.run_task(
-                "Greet twice:\n- write out.txt in a\n- write out.txt in b",
-                repo,
-                claude_bin=claude,
-                checks=["test ! -e broken.txt"],
-            )
+        run = agentproxy.start_task(
+            "Greet twice:\n- write out.txt in a\n- write out.txt in b",
+            repo,
+            claude_bin=claude,
+            checks=["test ! -e broken.txt"],
         )
-        outcome = items[-1]
+        for event in run.events():
+            if isinstance(event, SubtaskStarted):  # the run's trace has begun
+                logging.getLogger("agentproxy.test").warning("a record logged while the run runs")
+                break
+        outcome = run.wait(120)
+        assert outcome is not None
         assert outcome.status == "done", outcome.reason
         setup.start().flush()  # type: ignore[union-attr]
+        LOGS.extend(logs.get_finished_logs())
         return spans.get_finished_spans(), reader.get_metrics_data(), outcome.session_id
     finally:
         mp.undo()
@@ -118,3 +128,10 @@ def test_the_seeds_metrics_arrive_with_their_labels_and_values(exported: tuple[l
     assert sum(p.value for p in points["agentproxy.agents.running"]) == 0
     assert points["agentproxy.task.duration"][0].count == 1
     assert {p.attributes["verdict"] for p in points["agentproxy.tool.decisions"]} == {"allowed"}
+
+
+def test_a_record_logged_during_the_run_joins_its_trace(exported: tuple[list[Any], Any, str]) -> None:
+    _, _, session_id = exported
+    ours = [log for log in LOGS if "while the run runs" in str(log.log_record.body)]
+    assert len(ours) == 1
+    assert ours[0].log_record.trace_id == trace_id_of(session_id)
