@@ -75,7 +75,6 @@ class Bridge(SupervisedActor):
         self.workers: dict[bytes, Worker] = {}
         self.assignments: dict[str, Assignment] = {}  # subtask id -> its current assignment
         self.epochs: dict[str, int] = {}  # subtask id -> its latest epoch
-        self.stale_dropped = 0
         self.repo = ""
         self.spool = Path(tempfile.mkdtemp(prefix="bridge-", dir=config.data_dir()))  # bundles in and out
         self.shipping = Shipping(self)
@@ -250,7 +249,6 @@ class Bridge(SupervisedActor):
                 self.directory.tell(DISPATCHER, message)
 
     def drop_stale(self, peer: bytes, said: Any, why: str) -> None:
-        self.stale_dropped += 1
         what = type(said).__name__
         name = self.workers[peer].name if peer in self.workers else peer.decode("utf-8", "replace")
         self.record(Notice(level="warning", text=f"dropped a {what} from worker {name}: {why}"))

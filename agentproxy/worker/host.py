@@ -8,7 +8,6 @@ lost sight of it can fence off what is no longer this worker's and send smaller 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -42,19 +41,16 @@ class WorkerHost(pykka.ThreadingActor):
         self.capabilities = capabilities
         self.send = send
         self.running: dict[str, tuple[int, pykka.ActorRef]] = {}  # assignment -> its epoch and actor
-        self.held = threading.Lock()  # running is read by the link's thread for Hello
         self.heads: dict[str, list[str]] = {}
 
     def on_start(self) -> None:
         self.heads = self.repos.all_heads()
 
     def hello(self) -> protocol.Hello:
-        """On the link's thread."""
-        with self.held:
-            running = [protocol.Held(assignment, epoch) for assignment, (epoch, _) in self.running.items()]
-            heads = dict(self.heads)
+        """What the link announces (asked through a proxy: it runs on this actor's thread)."""
+        running = [protocol.Held(assignment, epoch) for assignment, (epoch, _) in self.running.items()]
         return protocol.Hello(
-            name=self.name, slots=self.slots, capabilities=self.capabilities, repos=heads, running=running
+            name=self.name, slots=self.slots, capabilities=self.capabilities, repos=dict(self.heads), running=running
         )
 
     def on_receive(self, message: Any) -> Any:
@@ -66,9 +62,8 @@ class WorkerHost(pykka.ThreadingActor):
             case protocol.Deliver() | protocol.Judged() | protocol.Revoke() | protocol.Finish():
                 self.to_assignment(message.assignment, message.epoch, message)
             case AssignmentEnded(assignment=assignment):
-                with self.held:
-                    self.running.pop(assignment, None)
-                    self.heads = self.repos.all_heads()
+                self.running.pop(assignment, None)
+                self.heads = self.repos.all_heads()
             case HandBack():
                 self.hand_back()
         return None
@@ -84,8 +79,7 @@ class WorkerHost(pykka.ThreadingActor):
             self.send,
             lambda assignment: ref.tell(AssignmentEnded(assignment=assignment)),
         )
-        with self.held:
-            self.running[assign.assignment] = (assign.epoch, actor)
+        self.running[assign.assignment] = (assign.epoch, actor)
         log.info("assigned %s (epoch %d): %s", assign.subtask_id, assign.epoch, assign.assignment[:8])
 
     def to_assignment(self, assignment: str, epoch: int | None, message: Any) -> None:
@@ -100,5 +94,4 @@ class WorkerHost(pykka.ThreadingActor):
             actor.tell(protocol.Revoke(assignment=assignment, epoch=epoch, reason="the worker is stopping"))
 
     def busy(self) -> bool:
-        with self.held:
-            return bool(self.running)
+        return bool(self.running)
