@@ -12,6 +12,7 @@ import hashlib
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -121,19 +122,30 @@ class Reassembly:
 
 
 class WorkerRepos:
-    """A worker's cached bare clones, one per repository id under root/repos, and worktrees of them."""
+    """A worker's cached bare clones, one per repository id under root/repos, and worktrees of them.
+
+    Several assignments of one repository set up at once (one per slot): what changes a clone (making
+    it, fetching into it, adding a worktree) happens one at a time per clone.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.repos = self.root / "repos"
         self.worktrees = self.root / "worktrees"  # where the worker puts its worktrees
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def lock(self, repo_id: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(repo_id, threading.Lock())
 
     def clone(self, repo_id: str) -> Path:
         """The repository's cached bare clone, made empty if missing."""
         path = self._clone_path(repo_id)
-        if not (path / "HEAD").is_file():
-            path.mkdir(parents=True, exist_ok=True)
-            run_git(path, "init", "-q", "--bare", ".")
+        with self.lock(repo_id):
+            if not (path / "HEAD").is_file():
+                path.mkdir(parents=True, exist_ok=True)
+                run_git(path, "init", "-q", "--bare", ".")
         return path
 
     def heads(self, repo_id: str) -> list[str]:
@@ -155,7 +167,9 @@ class WorkerRepos:
         """Fetch a base bundle's refs/heads/<ref> into refs/agentproxy/bases/<ref>, where it stays a have."""
         refspec = f"+refs/heads/{ref}:refs/agentproxy/bases/{ref}"
         fetch = ("fetch", "-q", "--no-tags", "--no-write-fetch-head")
-        run_git(self.clone(repo_id), *fetch, str(Path(bundle).resolve()), refspec)
+        clone = self.clone(repo_id)
+        with self.lock(repo_id):
+            run_git(clone, *fetch, str(Path(bundle).resolve()), refspec)
 
     def make_worktree(self, repo_id: str, branch: str, base: str, path: Path) -> Path:
         """A fresh worktree at path on branch, (re)set to base; whatever was at path before goes."""
@@ -164,9 +178,10 @@ class WorkerRepos:
         if start is None:
             raise WorkspaceError(f"the worker's clone of {repo_id[:12]} lacks the base commit {base}: no bundle for it")
         path = Path(path).resolve()
-        self._clear(clone, path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        run_git(clone, "worktree", "add", "-q", "-B", branch, str(path), start)
+        with self.lock(repo_id):
+            self._clear(clone, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            run_git(clone, "worktree", "add", "-q", "-B", branch, str(path), start)
         return path
 
     def commit_work(self, path: Path, message: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,28 @@ def test_a_first_chunk_that_cannot_be_right_is_refused(tmp_path: Path, count: in
     with pytest.raises(ValueError, match=complaint):
         Reassembly(tmp_path / "copy.bin", size=4).add(0, count, data)
     assert not (tmp_path / "copy.bin").exists()
+
+
+def test_assignments_of_one_repository_set_up_at_once_on_one_worker(
+    project: Path, worker: WorkerRepos, tmp_path: Path
+) -> None:
+    """One slot per thread, as a worker with --slots 4 sets its assignments up: none trips over another."""
+    identity, base = repo_id(project), Workspace(project).head()
+    bundle = write_base_bundle(project, base, BRANCH, tmp_path / "base.bundle", [])
+    assert bundle is not None
+    errors: list[BaseException] = []
+
+    def set_up(slot: int) -> None:
+        try:
+            worker.take_bundle(identity, bundle, BRANCH)
+            worker.make_worktree(identity, f"{BRANCH}-{slot}", base, worker.worktrees / f"slot{slot}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=set_up, args=(slot,)) for slot in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert all((worker.worktrees / f"slot{slot}" / "a.txt").read_text() == "a\n" for slot in range(4))
