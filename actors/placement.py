@@ -82,6 +82,8 @@ class Placement:
         state = d.plan.get(lost.subtask_id)
         if state is None or not state.remote or state.status == "pending" or state.status in SETTLED:
             return
+        if state.verified:
+            return  # its verified branch is here already (fetched before the review's verdict): it merges on
         d.forget(state.id)
         state.attempt += 1
         state.status, state.worker_started, state.agent_session_id, state.agent_cost_usd = "pending", False, None, 0.0
