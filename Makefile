@@ -3,9 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CLAUDE_CODE_VERSION := 2.1.330
+CODEX_VERSION := 0.169.0
+GEMINI_CLI_VERSION := 0.61.0
 TOOLS := .tools
 CHROMIUM := /usr/bin/chromium
 CLAUDE := $(TOOLS)/node_modules/.bin/claude
+CODEX := $(TOOLS)/node_modules/.bin/codex
+GEMINI_CLI := $(TOOLS)/node_modules/.bin/gemini
+AGENT_CLIS := $(CLAUDE) $(CODEX) $(GEMINI_CLI)
 PYTEST_ARGS ?=
 
 TYPECHECK_TREE := build/typecheck
@@ -17,8 +22,9 @@ QUESTIONS_DATA ?= ../shared/data/agent-final-answers.jsonl
 demo: $(VENV)/.installed
 	$(BIN)/pa --demo
 
-test: lint $(CLAUDE) $(CHROMIUM)
-	CLAUDE_BIN="$(abspath $(CLAUDE))" $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: lint $(AGENT_CLIS) $(CHROMIUM)
+	CLAUDE_BIN="$(abspath $(CLAUDE))" CODEX_BIN="$(abspath $(CODEX))" GEMINI_CLI_BIN="$(abspath $(GEMINI_CLI))" \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Lint, format and types. mypy reads the installed layout (actors/ as agentproxy.actors) from a
 # tree of symlinks, since it cannot follow setuptools' package-dir mapping.
@@ -30,9 +36,9 @@ lint: $(VENV)/.dev-installed
 	ln -s $(abspath actors) $(TYPECHECK_TREE)/agentproxy/actors
 	cd $(TYPECHECK_TREE) && $(abspath $(BIN))/mypy --config-file $(abspath pyproject.toml) -p agentproxy
 
-# Everything but the tests that need the npm CLI.
+# Everything but the tests that need the npm CLIs.
 test-fast: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest -m "not claude_cli" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not claude_cli and not codex_cli and not gemini_cli" $(PYTEST_ARGS)
 
 # The long loops: random kill -9 points among remote workers (make test runs 20 of them).
 chaos: $(VENV)/.dev-installed $(CLAUDE)
@@ -40,8 +46,9 @@ chaos: $(VENV)/.dev-installed $(CLAUDE)
 		tests/e2e/test_remote_workers_e2e.py -k random_kill_points
 
 # Every figure is printed; the target fails at the end if any of them missed its target.
-bench: $(VENV)/.dev-installed $(CLAUDE)
-	@missed=0; export CLAUDE_BIN="$(abspath $(CLAUDE))"; \
+bench: $(VENV)/.dev-installed $(AGENT_CLIS)
+	@missed=0; export CLAUDE_BIN="$(abspath $(CLAUDE))" CODEX_BIN="$(abspath $(CODEX))" \
+		GEMINI_CLI_BIN="$(abspath $(GEMINI_CLI))"; \
 	$(BIN)/python tests/bench/run.py || missed=1; \
 	$(BIN)/python tests/bench/questions.py $(QUESTIONS_DATA) tests/data/final_answers.jsonl || missed=1; \
 	$(BIN)/python tests/bench/checks.py || missed=1; \
@@ -56,7 +63,7 @@ bench: $(VENV)/.dev-installed $(CLAUDE)
 
 install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
-claude: $(CLAUDE)
+claude: $(AGENT_CLIS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,10 +81,11 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 $(CHROMIUM):
 	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
 
-# Pinned: a plain install may resolve an old cached version.
-$(CLAUDE):
-	npm install --no-audit --no-fund --prefix $(TOOLS) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
-	$(CLAUDE) --version
+# Pinned: a plain install may resolve an old cached version. One install, so none removes another.
+$(AGENT_CLIS) &:
+	npm install --no-audit --no-fund --prefix $(TOOLS) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
+		@openai/codex@$(CODEX_VERSION) @google/gemini-cli@$(GEMINI_CLI_VERSION)
+	$(CLAUDE) --version && $(CODEX) --version && $(GEMINI_CLI) --version
 
 clean:
 	rm -rf $(VENV) $(TOOLS) build *.egg-info .ruff_cache .mypy_cache

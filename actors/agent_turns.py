@@ -35,7 +35,7 @@ from agentproxy.messages import (
     Stuck,
     TreeReady,
 )
-from agentproxy.run_plan import SubtaskState, failure_signature
+from agentproxy.run_plan import OWN_TREE, SubtaskState, failure_signature
 from agentproxy.subtask_prompts import NOTHING_CHANGED, subtask_prompt
 from agentproxy.telemetry.ids import agent_environment
 
@@ -78,7 +78,8 @@ class AgentTurns:
         if not state.worker_started:
             self.start_worker(state)
         planned = [s.id for s in d.plan.planned()]
-        place = (planned.index(state.id) + 1, len(planned)) if state.kind == "plan" else (1, 1)
+        subject = state.race if state.kind == "attempt" else state.id
+        place = (planned.index(subject) + 1, len(planned)) if subject in planned else (1, 1)
         prompt = subtask_prompt(d.run, state.subtask, place, prepared.preexisting)
         request = RunSubtask(
             subtask=state.subtask,
@@ -99,7 +100,7 @@ class AgentTurns:
     def start_worker(self, state: SubtaskState) -> None:
         d = self.dispatcher
         state.worker_started = True
-        d.directory.ask(SUPERVISOR, StartWorker(name=state.worker, remote=state.remote))
+        d.directory.ask(SUPERVISOR, StartWorker(name=state.worker, remote=state.remote, agent=state.agent))
 
     def resumed_session(self, state: SubtaskState) -> str | None:
         """The agent session a resumed subtask continues (or that a continued one-subtask session resumes)."""
@@ -123,6 +124,8 @@ class AgentTurns:
         if verdict.question and state.questions_answered < d.options.max_question_follow_ups:
             self.ask_for_agent(state, verdict.question)
             return
+        if state.kind == "attempt" and d.races.holds(state, review):
+            return  # its race decides first: this review is judged if it is chosen
         state.check_failures.append(failure_signature(review.checks, review.check_verdicts))
         repeats = state.check_failures[-(SAME_FAILURES_TO_STOP):]
         if verdict.passed:
@@ -202,7 +205,7 @@ class AgentTurns:
             return
         if state.remote:
             d.places.assign(state, ready)  # Prepare goes to the worker host through its RemoteAgent
-        judge_against = d.base_tree if state.kind != "plan" else ""
+        judge_against = d.base_tree if state.kind not in OWN_TREE else ""
         d.send(
             state.checker,
             state.id,

@@ -24,7 +24,8 @@ from agentproxy.actors.base import CLARIFIER, DISPATCHER, Directory, SupervisedA
 from agentproxy.agents import claude_stream as wire
 from agentproxy.agents import claude_turns as turns
 from agentproxy.agents.clarifications import Clarifications, Steps, warm_up
-from agentproxy.agents.claude import ClaudeProcess, agent_environment, headless_argv
+from agentproxy.agents.claude import agent_environment, headless_argv
+from agentproxy.agents.process import AgentProcess
 from agentproxy.agents.turn_clock import Pauses, PauseTooLong, Ticker, TurnClock
 from agentproxy.errors import AgentError
 from agentproxy.messages import (
@@ -57,7 +58,7 @@ class ClaudeWorker(SupervisedActor):
     def __init__(self, name: str, directory: Directory, options: RunOptions) -> None:
         super().__init__(name, directory)
         self.options = options
-        self.process: ClaudeProcess | None = None
+        self.process: AgentProcess | None = None
         self.ticker: Ticker | None = None  # tells the worker WatchdogTick while its process runs
         self.subtask_id = ""
         self.task = ""
@@ -145,7 +146,7 @@ class ClaudeWorker(SupervisedActor):
         env = {**agent_environment(self.options.agent_env), **self.project_env}
         argv = headless_argv(self.options.agent_command, resume=resume, model=self.options.model)
         ref = self.actor_ref
-        self.process = ClaudeProcess(
+        self.process = AgentProcess(
             argv,
             cwd=self.cwd,
             env=env,

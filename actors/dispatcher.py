@@ -22,6 +22,7 @@ from typing import Any
 import pykka
 from agentproxy.actors.agent_turns import AgentTurns
 from agentproxy.actors.base import BRIDGE, INTEGRATOR, PLANNER, SUPERVISOR, WORKER_PREFIX, Directory, SupervisedActor
+from agentproxy.actors.best_of import Races
 from agentproxy.actors.merging import RUN, Merging
 from agentproxy.actors.placement import Placement
 
@@ -32,6 +33,7 @@ from agentproxy.messages import (
     Answer,
     AssignmentLost,
     BeginRun,
+    BestPicked,
     Cancel,
     Escalated,
     Integrated,
@@ -55,13 +57,14 @@ from agentproxy.messages import (
     SessionStatus,
     Spent,
     StopWorker,
+    Subtask,
     SubtaskDone,
     SubtaskFinished,
     SubtaskStarted,
     TreeReady,
 )
 from agentproxy.options import RunOptions
-from agentproxy.run_plan import SETTLED, RunPlan, SubtaskState
+from agentproxy.run_plan import OWN_TREE, SETTLED, RunPlan, SubtaskState
 
 RELEASE_TIMEOUT_S = 60.0  # removing worktrees is quick; a stuck git is not waited for longer
 
@@ -103,6 +106,7 @@ class Dispatcher(SupervisedActor):
         self.places = Placement(self, options)
         self.agents = AgentTurns(self)
         self.merges = Merging(self)
+        self.races = Races(self)
 
     def on_receive(self, message: Any) -> Any:
         if self.finished:
@@ -132,6 +136,8 @@ class Dispatcher(SupervisedActor):
                 self.agents.on_answer(message)
             case Integrated():
                 self.merges.on_integrated(message)
+            case BestPicked():
+                self.races.on_picked(message)
             case LandDone():
                 self.merges.on_land_done(message)
             case Spent():
@@ -173,7 +179,11 @@ class Dispatcher(SupervisedActor):
             elif state.id in self.run.verified_subtasks:
                 state.verified = True
         # Remote workers need branches to carry the work: a run with a broker is isolated whatever its size.
-        self.isolated = (len(plan.subtasks) > 1 and self.options.parallel > 1) or self.options.listen is not None
+        self.isolated = (
+            (len(plan.subtasks) > 1 and self.options.parallel > 1)
+            or self.options.listen is not None
+            or self.options.best_of > 1
+        )
         resumed = bool(self.run.done_subtasks or self.run.verified_subtasks or self.run.agent_sessions)
         self.send(
             INTEGRATOR,
@@ -191,28 +201,45 @@ class Dispatcher(SupervisedActor):
 
     def schedule(self) -> None:
         """Start every ready subtask a slot is free for, here or on a worker host; when nothing is left, conclude."""
+        raced = False
         for state in self.plan.ready():
             if state.verified:
                 self.merges.integrate(state)  # resumed: its work passed review before pa stopped
+                continue
+            if state.kind == "plan" and self.options.best_of > 1:
+                self.races.start(state)
+                raced = True
                 continue
             place = self.places.free_slot(state)
             if place is None:
                 break
             self.start_subtask(state, remote=place == "remote")
+        if raced:
+            self.schedule()  # its attempts are ready now
+            return
         if not self.plan.busy() and not self.plan.ready():
             self.merges.conclude()
 
     def start_subtask(self, state: SubtaskState, remote: bool = False) -> None:
         """Its tree first (the Integrator), then its environment and base (the Verifier), then the agent."""
         state.worker, state.remote = f"{WORKER_PREFIX}{state.id}", remote
+        state.agent = self.agent_for(state.subtask)
         if remote:  # an agent session recorded earlier lives on some worker host: a new one starts
             state.agent_session_id, state.agent_cost_usd = None, 0.0
-        self.record(SubtaskStarted(subtask_id=state.id, title=state.subtask.title, attempt=state.attempt))
+        started = SubtaskStarted(
+            subtask_id=state.id, title=state.subtask.title, attempt=state.attempt, agent=state.agent
+        )
+        self.record(started)
         self.make_tree(state)
+
+    def agent_for(self, subtask: Subtask) -> str:
+        """The backend the brain picked for it when the run offers that one, else the run's first."""
+        agents = self.options.agents
+        return subtask.agent if subtask.agent in agents else agents[0]
 
     def make_tree(self, state: SubtaskState) -> None:
         state.status = "tree"
-        make = MakeTree(subtask_id=state.id, integration=state.kind != "plan", remote=state.remote)
+        make = MakeTree(subtask_id=state.id, integration=state.kind not in OWN_TREE, remote=state.remote)
         self.send(INTEGRATOR, state.id, make)
 
     # -- results ---------------------------------------------------------------------------
@@ -234,7 +261,7 @@ class Dispatcher(SupervisedActor):
 
     def review(self, state: SubtaskState, summary: str) -> None:
         assert self.run is not None
-        state.status = "reviewing"
+        state.status, state.summary = "reviewing", summary
         request = Review(
             task=self.run.task,
             subtask=state.subtask,
@@ -262,6 +289,11 @@ class Dispatcher(SupervisedActor):
         self.record(SubtaskFinished(subtask_id=state.id, status=status, reason=reason))  # type: ignore[arg-type]
         self.directory.tell(SUPERVISOR, StopWorker(name=state.worker))
         self.places.end(state, merged=status == "done")
+        if state.kind == "attempt":
+            self.races.on_attempt_ended(state, status, reason)
+            if then_schedule and not self.finished:
+                self.schedule()
+            return
         if status == "failed" and (not self.isolated or state.kind != "plan"):
             self.finish("failed", f"subtask {state.id} ({state.subtask.title}) failed: {reason}")
             return
@@ -331,5 +363,5 @@ class Dispatcher(SupervisedActor):
         """The Integrator removes what is merged and keeps what is not; waited for, within a bound."""
         # Should it not answer in time, the worktrees stay: pa -s ID --discard removes them.
         with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
-            merged = [s.id for s in self.plan.planned() if s.status == "done"]
+            merged = [s.id for s in self.plan if s.kind in OWN_TREE and s.status == "done"]
             self.directory.ask(INTEGRATOR, Release(status=status, merged=merged), timeout=RELEASE_TIMEOUT_S)

@@ -24,6 +24,7 @@ from agentproxy.errors import WorkspaceError
 from agentproxy.messages import (
     BeginRun,
     Committed,
+    Discard,
     FetchResult,
     Integrate,
     Integrated,
@@ -76,6 +77,8 @@ class Integrator(SupervisedActor):
                 self.on_integrate(message)
             case Land(task=task):
                 self.reply(self.land(task))
+            case Discard(subtask_id=subtask_id):
+                self.discard(subtask_id)
             case Release(status=status, merged=merged):
                 return self.release_run(status, merged)
         return None
@@ -325,6 +328,15 @@ class Integrator(SupervisedActor):
             hint = f"pa -s {self.session_id} resumes them, pa -s {self.session_id} --discard removes them"
             self.record(Notice(level="warning", text=f"worktrees kept for inspection ({hint}):\n{listing}"))
         return [str(path) for path in kept.values()]
+
+    def discard(self, subtask_id: str) -> None:
+        """A losing best-of attempt: its worktree and branch go (its work is not wanted)."""
+        if self.worktrees is None or branch_name(subtask_id) not in self.worktrees.listed():
+            return
+        try:
+            self.remove(branch_name(subtask_id), subtask_id)
+        except WorkspaceError as exc:
+            self.record(Notice(level="warning", text=f"could not remove the discarded attempt {subtask_id}: {exc}"))
 
     def remove(self, name: str, subtask_id: str) -> None:
         assert self.worktrees is not None

@@ -15,7 +15,7 @@ from agentproxy.actors.base import BRIDGE
 
 from agentproxy.messages import AssignmentLost, AssignSubtask, EndAssignment, Notice, TreeReady
 from agentproxy.options import RunOptions
-from agentproxy.run_plan import SETTLED, SubtaskState
+from agentproxy.run_plan import OWN_TREE, SETTLED, SubtaskState
 
 if TYPE_CHECKING:
     from agentproxy.actors.dispatcher import Dispatcher
@@ -40,13 +40,15 @@ class Placement:
         worktree: always here."""
         d = self.dispatcher
         active = d.plan.active()
-        if state.kind != "plan":
+        if state.kind not in OWN_TREE:
             return "local"
         if not d.isolated:
             return "local" if not active else None
-        if sum(1 for s in active if not s.remote and s.kind == "plan") < min(self.local_slots, self.parallel):
+        if sum(1 for s in active if not s.remote and s.kind in OWN_TREE) < min(self.local_slots, self.parallel):
             return "local"
-        if sum(1 for s in active if s.remote) < self.remote_slots:
+        # Worker hosts run Claude Code: another vendor's subtask, or a best-of attempt, waits for a local slot.
+        remote_fits = state.kind == "plan" and d.agent_for(state.subtask) == "claude"
+        if remote_fits and sum(1 for s in active if s.remote) < self.remote_slots:
             return "remote"
         self.tell_waiting_for_workers()
         return None

@@ -36,6 +36,8 @@ from agentproxy.messages import (
 
 # Starts one actor under a name and returns its ref.
 Factory = Callable[[str], pykka.ActorRef]
+# Starts a worker under a name for an agent backend (claude, codex, gemini) and returns its ref.
+WorkerFactory = Callable[[str, str], pykka.ActorRef]
 
 BACKOFF_BASE_S = 0.05
 BACKOFF_MAX_S = 2.0
@@ -59,7 +61,7 @@ class Supervisor(pykka.ThreadingActor):
         self,
         directory: Directory,
         factories: Mapping[str, Factory],
-        worker_factory: Factory,
+        worker_factory: WorkerFactory,
         *,
         remote_worker_factory: Factory | None = None,
         intensity: int = 3,
@@ -72,6 +74,7 @@ class Supervisor(pykka.ThreadingActor):
         self.worker_factory = worker_factory
         self.remote_worker_factory = remote_worker_factory
         self.remote: set[str] = set()  # the workers that stand for agents on worker hosts
+        self.agents: dict[str, str] = {}  # worker name -> the backend it drives, for restarts
         self.intensity = intensity
         self.period_s = period_s
         self.on_escalate = on_escalate
@@ -84,13 +87,14 @@ class Supervisor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case StartWorker(name=name, remote=remote):
+            case StartWorker(name=name, remote=remote, agent=agent):
                 self.cancel_restart(name)
                 if old := self.directory.unbind(name):
                     old.stop(block=False)  # a subtask started again (its worker host was lost)
                 self.remote.discard(name)
                 if remote:
                     self.remote.add(name)
+                self.agents[name] = agent
                 self.directory.bind(name, self.factory_of(name)(name))
                 return True
             case StopWorker(name=name):
@@ -142,7 +146,10 @@ class Supervisor(pykka.ThreadingActor):
     def factory_of(self, name: str) -> Factory:
         if name in self.remote and self.remote_worker_factory is not None:
             return self.remote_worker_factory
-        return self.worker_factory if name.startswith(WORKER_PREFIX) else self.factories[name]
+        if name.startswith(WORKER_PREFIX):
+            agent = self.agents.get(name, "claude")
+            return lambda worker_name: self.worker_factory(worker_name, agent)
+        return self.factories[name]
 
     def escalate(self, name: str, error: str) -> None:
         self.directory.unbind(name)

@@ -17,15 +17,17 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor, tell_quietly
 
-from agentproxy.brain import Brain, OfflineBrain, ReviewInput
+from agentproxy.brain import Attempt, Brain, OfflineBrain, PickInput, ReviewInput
 from agentproxy.checks import preexisting_note
 from agentproxy.errors import StoreError, WorkspaceError
 from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import (
     AgentCanStart,
+    BestPicked,
     ChecksRan,
     CheckVerdict,
     Notice,
+    PickBest,
     Prepare,
     Prepared,
     Review,
@@ -90,11 +92,13 @@ class Verifier(SupervisedActor):
                 self.submit(self.on_prepare, message)
             case Review():
                 self.submit(self.on_review, message)
+            case PickBest():
+                self.submit(self.on_pick_best, message)
             case Exception():
                 raise message  # from the pool: a crash of this actor's work
         return None
 
-    def submit(self, handler: Callable[[Any], None], request: Prepare | Review) -> None:
+    def submit(self, handler: Callable[[Any], None], request: Prepare | Review | PickBest) -> None:
         """Run handler on its own thread once a slot is free; a crash there is this actor's crash, so
         the Supervisor restarts it (and the Dispatcher sends the request again)."""
 
@@ -157,6 +161,34 @@ class Verifier(SupervisedActor):
             DISPATCHER,
             ReviewDone(subtask_id=review.subtask.id, verdict=verdict, checks=results, check_verdicts=verdicts),
         )
+
+    def on_pick_best(self, pick: PickBest) -> None:
+        """The brain picks among verified attempts, reading their diffs (the offline brain: their sizes)."""
+        sizes = {c.attempt_id: self.lines_changed(Path(c.cwd), c.base_commit) for c in pick.candidates}
+        attempts = [
+            Attempt(
+                attempt_id=c.attempt_id,
+                agent=c.agent,
+                summary=c.summary,
+                diff=self.diff(Path(c.cwd), c.base_commit),
+                diff_lines=sizes[c.attempt_id],
+            )
+            for c in pick.candidates
+        ]
+        choice = self.brain.pick(
+            PickInput(task=pick.task, subtask=pick.subtask, attempts=attempts, knowledge=self.board.read())
+        )
+        picked = BestPicked(
+            subtask_id=pick.subtask_id, attempt_id=choice.attempt_id, reason=choice.reason, diff_lines=sizes
+        )
+        self.directory.tell(DISPATCHER, picked)
+
+    def lines_changed(self, cwd: Path, base_commit: str) -> int:
+        try:
+            return Workspace(cwd).lines_changed_since(base_commit)
+        except (WorkspaceError, ValueError) as exc:
+            self.record(Notice(level="warning", text=f"cannot measure the change in {cwd}: {exc}"))
+            return 0
 
     def warn_unrunnable(self, verdicts: list[CheckVerdict]) -> None:
         for verdict in verdicts:

@@ -193,13 +193,72 @@ def pa(
             "--claude-bin", metavar="CMD", envvar="CLAUDE_BIN", parser=text_value, help="The Claude Code command."
         ),
     ] = None,
+    codex_bin: Annotated[
+        str | None,
+        typer.Option(
+            "--codex-bin", metavar="CMD", envvar="CODEX_BIN", parser=text_value, help="The Codex CLI command."
+        ),
+    ] = None,
+    gemini_bin: Annotated[
+        str | None,
+        typer.Option(
+            "--gemini-bin", metavar="CMD", envvar="GEMINI_CLI_BIN", parser=text_value, help="The Gemini CLI command."
+        ),
+    ] = None,
+    agent: Annotated[
+        str,
+        typer.Option(
+            "--agent", metavar="claude|codex|gemini", parser=text_value, help="The coding agent every subtask goes to."
+        ),
+    ] = "claude",
+    agents: Annotated[
+        str | None,
+        typer.Option(
+            "--agents",
+            metavar="A,B",
+            parser=text_value,
+            help=(
+                "Several coding agents (e.g. claude,codex): the brain gives each subtask the one it judges fit"
+                " (offline: the first); --best-of spreads its attempts across them."
+            ),
+        ),
+    ] = None,
+    best_of: Annotated[
+        int,
+        typer.Option(
+            "--best-of",
+            metavar="N",
+            min=1,
+            max=8,
+            help=(
+                "Run each subtask N times at once in separate worktrees, verify every attempt and land the best"
+                " one that passes; the others are discarded (their costs count)."
+            ),
+        ),
+    ] = 1,
+    share_gemini_key: Annotated[
+        bool,
+        typer.Option(
+            "--share-gemini-key",
+            help="Give the Gemini CLI agent the brain's GEMINI_API_KEY (agents get none of pa's keys otherwise).",
+        ),
+    ] = False,
+    agent_prices: Annotated[
+        Path | None,
+        typer.Option(
+            "--agent-prices",
+            metavar="FILE",
+            parser=path_value,
+            help="A TOML file of token prices per vendor and model, over the built-in table (docs in README).",
+        ),
+    ] = None,
     agent_model: Annotated[
         str | None,
         typer.Option(
             "--agent-model",
             metavar="MODEL",
             parser=text_value,
-            help="Model for the coding agent (passed to claude --model).",
+            help="Model for the coding agent (passed to the agent CLI's --model).",
         ),
     ] = None,
     checks: Annotated[

@@ -22,6 +22,7 @@ class Knowledge:
     project: ProjectContext = EMPTY
     plan: Plan | None = None
     exchanges: tuple[str, ...] = ()  # "Q: … / A: …", oldest first
+    agents: tuple[str, ...] = ("claude",)  # the agent backends subtasks may go to (--agents)
 
 
 class KnowledgeBoard:

@@ -14,6 +14,8 @@ from typing import Any
 
 from agentproxy import config
 from agentproxy.agents.claude import resolve_agent_command
+from agentproxy.agents.prices import load_prices
+from agentproxy.agents.registry import backend_named, parse_agents
 from agentproxy.blocklist import parse_deny_patterns
 from agentproxy.brain import Brain, OfflineBrain
 from agentproxy.errors import UsageError
@@ -100,7 +102,11 @@ def prepare_run(args: dict[str, Any]) -> PreparedRun:
     """
     resume = _resumption(args["session"], args["task"])
     task = args["task"] or (resume.task if resume else "")
-    agent_command = tuple(resolve_agent_command(args["claude_bin"]))
+    agents = _agents(args["agent"], args["agents"])
+    # Only the agents the run may use must be installed.
+    agent_command = tuple(resolve_agent_command(args["claude_bin"])) if "claude" in agents else ()
+    vendor_commands = {name: backend_named(name).resolve(args[f"{name}_bin"]) for name in agents if name != "claude"}
+    prices = load_prices(args["agent_prices"])
     deny_patterns = parse_deny_patterns(list(args["deny"] or ()))
     screenshots = tuple(_readable_screenshots(args["screenshots"] or ()))
     context_dir = _context_dir(args["context_dir"])
@@ -130,8 +136,22 @@ def prepare_run(args: dict[str, Any]) -> PreparedRun:
         max_budget_usd=args["max_budget_usd"],
         check_parallel=args["check_parallel"],
         listen=listen,
+        agents=agents,
+        vendor_commands=vendor_commands,
+        agent_prices=prices,
+        share_gemini_key=args["share_gemini_key"],
+        best_of=args["best_of"],
     )
     return PreparedRun(task=task, options=options, brain=brain, resume=resume)
+
+
+def _agents(agent: str, agents: str | None) -> tuple[str, ...]:
+    """--agent or --agents: the backends the run may use, its default first."""
+    if agents is None:
+        return (backend_named(agent).name,)
+    if agent != "claude":
+        raise UsageError("give --agent or --agents, not both")
+    return parse_agents(agents)
 
 
 def listen_options(args: dict[str, Any]) -> ListenOptions | None:

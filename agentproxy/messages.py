@@ -34,6 +34,7 @@ class Subtask(Data, frozen=True):
     depends_on: list[str] = []
     files: list[str] = []  # files it expects to touch
     expects_changes: bool = True  # False for work that changes nothing by nature (explain, review, list)
+    agent: str = ""  # the agent backend the brain picked among --agents; "": the run's first
 
 
 class Plan(Data, frozen=True):
@@ -105,9 +106,9 @@ class CheckVerdict(Data, frozen=True):
 # Events: what happened. The ContextKeeper stamps session_id and at when it records them.
 
 SessionStatus = Literal["running", "done", "failed", "interrupted", "budget"]
-SubtaskStatus = Literal["pending", "running", "done", "failed", "blocked"]
+SubtaskStatus = Literal["pending", "running", "done", "failed", "blocked", "discarded"]
 LandingKind = Literal["committed", "fast-forward", "merge", "kept"]
-BrainPurpose = Literal["plan", "answer", "review", "judge"]
+BrainPurpose = Literal["plan", "answer", "review", "judge", "pick"]
 
 
 class Event(msgspec.Struct, tag_field="kind", frozen=True, kw_only=True, omit_defaults=True):
@@ -138,6 +139,7 @@ class SubtaskStarted(Event, tag="subtask_started", frozen=True):
     subtask_id: str
     title: str
     attempt: int = 1
+    agent: str = ""  # the agent backend that works on it (claude, codex, gemini)
 
 
 class AgentStarted(Event, tag="agent_started", frozen=True):
@@ -145,6 +147,7 @@ class AgentStarted(Event, tag="agent_started", frozen=True):
     agent_session_id: str
     model: str = ""
     cwd: str = ""
+    agent: str = ""  # the agent backend (claude, codex, gemini)
 
 
 class AgentSaid(Event, tag="agent_said", frozen=True):
@@ -256,6 +259,27 @@ class SubtaskFinished(Event, tag="subtask_finished", frozen=True):
     subtask_id: str
     status: SubtaskStatus
     reason: str = ""
+
+
+class AttemptVerdict(Data, frozen=True):
+    """How one best-of-N attempt at a subtask did."""
+
+    attempt_id: str
+    agent: str
+    passed: bool
+    failing: int = 0  # checks its change broke, at its first review
+    diff_lines: int | None = None  # lines changed, for those that passed
+    cost_usd: float = 0.0
+
+
+class BestOfChosen(Event, tag="best_of_chosen", frozen=True):
+    """--best-of: which attempt goes on for the subtask (it lands when it passed) and why; the others are discarded."""
+
+    subtask_id: str
+    chosen: str
+    passed: bool
+    reason: str
+    attempts: list[AttemptVerdict] = []
 
 
 class ActorRestarted(Event, tag="actor_restarted", frozen=True):
@@ -386,6 +410,7 @@ AnyEvent = (
     | Reviewed
     | FollowUpSent
     | SubtaskFinished
+    | BestOfChosen
     | ActorRestarted
     | Notice
     | Committed
@@ -650,6 +675,40 @@ class LandDone(Msg, tag="land_done", frozen=True):
     error: str = ""
 
 
+class Candidate(Data, frozen=True):
+    """A verified best-of-N attempt, for the Verifier to read its diff."""
+
+    attempt_id: str
+    agent: str
+    cwd: str
+    base_commit: str
+    summary: str = ""
+
+
+class PickBest(Msg, tag="pick_best", frozen=True):
+    """Dispatcher -> Verifier: which verified attempt at a subtask lands (the brain picks, with its reason)."""
+
+    subtask_id: str
+    task: str
+    subtask: Subtask
+    candidates: list[Candidate]
+
+
+class BestPicked(Msg, tag="best_picked", frozen=True):
+    """Verifier -> Dispatcher."""
+
+    subtask_id: str
+    attempt_id: str
+    reason: str
+    diff_lines: dict[str, int] = {}  # attempt -> lines changed
+
+
+class Discard(Msg, tag="discard", frozen=True):
+    """Dispatcher -> Integrator: a losing attempt's worktree and branch go."""
+
+    subtask_id: str
+
+
 class Release(Msg, tag="release", frozen=True):
     """Dispatcher -> Integrator: the run ends; remove the worktrees of merged work, keep (and list) the rest."""
 
@@ -681,6 +740,7 @@ class StartWorker(Msg, tag="start_worker", frozen=True):
 
     name: str
     remote: bool = False
+    agent: str = "claude"  # the backend whose CLI the worker drives (a remote worker: always Claude Code)
 
 
 class StopWorker(Msg, tag="stop_worker", frozen=True):
@@ -740,10 +800,12 @@ class AgentLines(Msg, tag="agent_lines", frozen=True):
     """A worker's reader thread -> its worker: the agent's stdout lines read at once (one or thousands)."""
 
     lines: list[str]
+    pid: int = 0  # the process that printed them: a worker that runs a process per turn ignores an old one's
 
 
 class AgentExited(Msg, tag="agent_exited", frozen=True):
     returncode: int | None
+    pid: int = 0
 
 
 class WatchdogTick(Msg, tag="watchdog_tick", frozen=True):

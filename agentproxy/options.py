@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentproxy.agents.prices import DEFAULT_PRICES, Prices
 from agentproxy.blocklist import DEFAULT_DENY
 
 
 @dataclass(frozen=True)
 class RunOptions:
     working_dir: Path
-    agent_command: tuple[str, ...]
+    agent_command: tuple[str, ...]  # Claude Code's
     # None: the user's environment minus a parent Claude Code session's variables.
     agent_env: Mapping[str, str] | None = None
     model: str | None = None
@@ -40,6 +41,17 @@ class RunOptions:
     parallel: int = 4  # agents at once, each in its own worktree; 1: one subtask at a time in the user's tree
     check_parallel: int = 0  # subtasks whose checks run at once; 0: the number of cores
     listen: ListenOptions | None = None  # --listen: remote workers take subtasks through the bridge
+    agents: tuple[str, ...] = ("claude",)  # --agent / --agents: the backends subtasks may go to; the first by default
+    vendor_commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the other backends' commands
+    agent_prices: Prices = field(
+        default_factory=lambda: DEFAULT_PRICES
+    )  # what tokens cost per vendor and model (agents.prices)
+    share_gemini_key: bool = False  # --share-gemini-key: the Gemini CLI agent gets the brain's key
+    best_of: int = 1  # --best-of: attempts at each subtask at once; the best verified one lands
+
+    def command_for(self, agent: str) -> tuple[str, ...]:
+        """The argv prefix that starts the agent backend named agent."""
+        return self.agent_command if agent == "claude" else self.vendor_commands[agent]
 
 
 @dataclass(frozen=True)

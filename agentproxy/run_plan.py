@@ -1,8 +1,9 @@
 """A run's subtasks as a graph, with each one's state: which are ready, which a failure blocks.
 
-Besides the plan's own subtasks a run may add agent work of two kinds: ``resolve`` (an agent
-resolves a merge conflict in the integration worktree) and ``fix`` (an agent fixes what the final
-verification of the whole found). Plain data, owned by the Dispatcher.
+Besides the plan's own subtasks a run may add agent work of three kinds: ``attempt`` (one of the
+--best-of attempts at a subtask, in a worktree of its own), ``resolve`` (an agent resolves a merge
+conflict in the integration worktree) and ``fix`` (an agent fixes what the final verification of the
+whole found). Plain data, owned by the Dispatcher.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Literal
 from agentproxy.loops import VOLATILE
 from agentproxy.messages import CheckResult, CheckVerdict, Subtask
 
-Kind = Literal["plan", "resolve", "fix", "final"]
+Kind = Literal["plan", "attempt", "resolve", "fix", "final"]
+OWN_TREE = frozenset({"plan", "attempt"})  # kinds that work in a worktree of their own (when isolated)
 # An agent (or the final review) is busy with the subtask in these.
 ACTIVE = frozenset({"tree", "preparing", "running", "reviewing", "asking"})
 VERIFIER = "verifier"  # agentproxy.actors.base.VERIFIER: actors import this module, not the other way
-SETTLED = frozenset({"done", "failed", "blocked"})
+SETTLED = frozenset({"done", "failed", "blocked", "discarded"})
 FINAL_ID = "final"
 
 
@@ -32,6 +34,9 @@ class SubtaskState:
     agent_session_id: str | None = None
     worker: str = ""
     worker_started: bool = False
+    agent: str = ""  # the agent backend working on it, once it started
+    race: str = ""  # an attempt (--best-of): the subtask it is one of the attempts at
+    summary: str = ""  # the agent's last final message
     remote: bool = False  # it runs on a worker host: its agent and its checks are there
     cwd: str = ""  # where its agent works: the user's tree, its worktree, or the integration worktree
     base_commit: str = ""  # where its tree started: the review reads the diff from here

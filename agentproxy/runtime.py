@@ -32,10 +32,12 @@ from agentproxy.actors.clarifier import Clarifier
 from agentproxy.actors.claude_worker import ClaudeWorker
 from agentproxy.actors.context_keeper import ContextKeeper, Subscriber
 from agentproxy.actors.dispatcher import Dispatcher, RunOutcome
+from agentproxy.actors.exec_worker import ExecWorker
 from agentproxy.actors.integrator import Integrator
 from agentproxy.actors.planner import Planner
 from agentproxy.actors.supervisor import Supervisor
 from agentproxy.actors.verifier import Verifier
+from agentproxy.agents.registry import exec_backend
 from agentproxy.brain import Brain, OfflineBrain
 from agentproxy.knowledge import KnowledgeBoard
 from agentproxy.messages import (
@@ -141,6 +143,7 @@ def _run(
     directory = Directory()
     outcome: concurrent.futures.Future[RunOutcome] = concurrent.futures.Future()
     board = KnowledgeBoard()
+    board.update(agents=options.agents)
     stopping = threading.Event()  # set when the run ends: checks and setup steps still running are abandoned
 
     def finished(result: RunOutcome) -> None:
@@ -177,7 +180,11 @@ def _run(
     supervisor = Supervisor.start(
         directory,
         factories,
-        lambda name: classes.worker.start(name, directory, options),
+        lambda name, agent: (
+            classes.worker.start(name, directory, options)
+            if agent == "claude"
+            else ExecWorker.start(name, directory, options, exec_backend(agent))
+        ),
         remote_worker_factory=lambda name: _remote_agent_class().start(name, directory),
         intensity=options.restart_intensity,
         period_s=options.restart_period_s,

@@ -265,6 +265,19 @@ class Workspace:
             diff += f"\n… and {len(untracked) - MAX_NEW_FILES_SHOWN} more new files"
         return diff if len(diff) <= max_chars else diff[:max_chars] + "\n… (diff truncated)"
 
+    def lines_changed_since(self, rev: str) -> int:
+        """Lines added and removed since rev, new files' lines included (a binary file counts one)."""
+        total = 0
+        for row in self._git("diff", "--numstat", rev, "--", ".").splitlines():
+            added, removed, _ = row.split("\t", 2)
+            total += int(added) + int(removed) if added != "-" else 1
+        for name in self._git("ls-files", "--others", "--exclude-standard", "--", ".").splitlines():
+            try:
+                total += max(1, (self.directory / name).read_bytes().count(b"\n"))
+            except OSError:
+                total += 1  # gone, or unreadable: it still changed
+        return total
+
     def _git(self, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str:
         # The user's hooks run under git: they get what a check gets, never the supervisor's keys.
         identity = self._identity() if args[0] == "commit" else {}

@@ -1,6 +1,16 @@
 """The supervisor's judgement: a Brain protocol and its implementations."""
 
-from agentproxy.brain.base import Brain, EventSink, ReviewInput, Situation, ToolJudgement
+from agentproxy.brain.base import Attempt, Brain, EventSink, Pick, PickInput, ReviewInput, Situation, ToolJudgement
 from agentproxy.brain.offline import OfflineBrain
 
-__all__ = ["Brain", "EventSink", "OfflineBrain", "ReviewInput", "Situation", "ToolJudgement"]
+__all__ = [
+    "Attempt",
+    "Brain",
+    "EventSink",
+    "OfflineBrain",
+    "Pick",
+    "PickInput",
+    "ReviewInput",
+    "Situation",
+    "ToolJudgement",
+]

@@ -39,6 +39,31 @@ class ReviewInput:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One attempt at a subtask that passed verification, as the brain compares it with the others."""
+
+    attempt_id: str
+    agent: str
+    summary: str = ""
+    diff: str = ""
+    diff_lines: int = 0  # lines added and removed
+
+
+@dataclass(frozen=True)
+class PickInput:
+    task: str
+    subtask: Subtask
+    attempts: list[Attempt]  # in the order they passed
+    knowledge: Knowledge = field(default_factory=Knowledge)
+
+
+@dataclass(frozen=True)
+class Pick:
+    attempt_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ToolJudgement:
     allow: bool
     reason: str
@@ -73,6 +98,10 @@ class Brain(Protocol):
     def review(self, review: ReviewInput) -> Verdict: ...
 
     def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement: ...
+
+    def pick(self, choice: PickInput) -> Pick:
+        """Which of several verified attempts at one subtask lands, and why."""
+        ...
 
 
 __all__ = ["Brain", "EventSink", "ReviewInput", "Situation", "ToolJudgement"]

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from agentproxy.brain import prompts
-from agentproxy.brain.base import EventSink, ReviewInput, Situation, ToolJudgement
+from agentproxy.brain.base import EventSink, Pick, PickInput, ReviewInput, Situation, ToolJudgement
 from agentproxy.brain.offline import OfflineBrain
 from agentproxy.brain.prices import cost_usd, price_table
 from agentproxy.errors import BrainError, UsageError
@@ -45,6 +45,11 @@ class _Answers(msgspec.Struct):
     answers: list[str]
 
 
+class _Pick(msgspec.Struct):
+    attempt_id: str
+    reason: str
+
+
 class _ToolDecision(msgspec.Struct):
     allow: bool
     reason: str
@@ -68,6 +73,7 @@ PLAN_SCHEMA = {
                     "depends_on": _STRINGS,
                     "files": _STRINGS,
                     "expects_changes": {"type": "boolean"},
+                    "agent": {"type": "string"},
                 },
                 "required": ["id", "title", "instructions"],
             },
@@ -85,6 +91,11 @@ VERDICT_SCHEMA = {
         "question": {"type": "string"},
     },
     "required": ["passed", "findings"],
+}
+PICK_SCHEMA = {
+    "type": "object",
+    "properties": {"attempt_id": {"type": "string"}, "reason": {"type": "string"}},
+    "required": ["attempt_id", "reason"],
 }
 TOOL_SCHEMA = {
     "type": "object",
@@ -175,6 +186,17 @@ class GeminiBrain:
             "judge", prompts.JUDGE_SYSTEM, prompt, situation.knowledge, TOOL_SCHEMA, _ToolDecision, lambda d: d
         )
         return ToolJudgement(allow=decision.allow, reason=f"{decision.reason} (judged by {self.model})")
+
+    def pick(self, choice: PickInput) -> Pick:
+        prompt = prompts.pick_prompt(choice, self.prompt_chars)
+        ids = [attempt.attempt_id for attempt in choice.attempts]
+
+        def valid(pick: _Pick) -> Pick:
+            if pick.attempt_id not in ids:
+                raise ValueError(f"attempt_id must be one of {ids}, got {pick.attempt_id!r}")
+            return Pick(attempt_id=pick.attempt_id, reason=f"{pick.reason} (picked by {self.model})")
+
+        return self._ask("pick", prompts.PICK_SYSTEM, prompt, choice.knowledge, PICK_SCHEMA, _Pick, valid)
 
     # -- one structured call -------------------------------------------------------------------
 

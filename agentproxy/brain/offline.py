@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentproxy.brain.base import EventSink, ReviewInput, Situation, ToolJudgement
+from agentproxy.brain.base import EventSink, Pick, PickInput, ReviewInput, Situation, ToolJudgement
 from agentproxy.checks import failure_report
 from agentproxy.knowledge import Knowledge
 from agentproxy.messages import AgentQuestion, Plan, Subtask, Verdict
@@ -76,6 +76,14 @@ class OfflineBrain:
             + failure_report(review.checks, FOLLOW_UP_CHARS)
         )
         return Verdict(passed=False, findings=findings, follow_up=follow_up)
+
+    def pick(self, choice: PickInput) -> Pick:
+        """The smallest diff among the verified attempts, then the first to pass."""
+        best = min(choice.attempts, key=lambda attempt: attempt.diff_lines)  # min keeps the first of equals
+        sizes = ", ".join(f"{a.attempt_id}: {a.diff_lines}" for a in choice.attempts)
+        return Pick(
+            attempt_id=best.attempt_id, reason=f"the smallest diff of those that passed (lines changed: {sizes})"
+        )
 
     def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement:
         """Deny a tool that carries a command or a path leaving the project; allow the rest."""

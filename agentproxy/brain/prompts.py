@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agentproxy.brain.base import ReviewInput, Situation
+from agentproxy.brain.base import PickInput, ReviewInput, Situation
 from agentproxy.knowledge import Knowledge
 from agentproxy.messages import AgentQuestion, CheckResult, Plan
 
@@ -85,8 +85,26 @@ rule covers. Allow what the task plausibly needs inside the project; deny anythi
 anything outside the project, and anything that leaks secrets."""
 
 
+PICK_SYSTEM = """You are the supervisor choosing which of several attempts at the same subtask lands.
+Every attempt passed the project's checks and a review. Prefer the one that does what the subtask asks
+most completely and correctly, with the least unrelated change, in the project's style. Answer with its
+attempt_id and a one-sentence reason."""
+
+# What the planner is told of each agent backend it may give subtasks to.
+AGENT_STRENGTHS = {
+    "claude": "Claude Code (Anthropic): strong at multi-file changes, refactoring and following project conventions",
+    "codex": "Codex CLI (OpenAI): strong at focused algorithmic code and shell-driven work",
+    "gemini": "Gemini CLI (Google): large context, good at reading much code and documentation-heavy work",
+}
+
+
 def plan_prompt(task: str, knowledge: Knowledge, max_chars: int) -> str:
-    return compose([Section("Task", task, share=0.4)], knowledge, max_chars)
+    sections = [Section("Task", task, share=0.4)]
+    if len(knowledge.agents) > 1:
+        offered = "\n".join(f"- {name}: {AGENT_STRENGTHS.get(name, name)}" for name in knowledge.agents)
+        choose = "Give each subtask `agent`: the name of the one that fits it best.\n"
+        sections.append(Section("Agents you can give subtasks to", choose + offered, share=0.1))
+    return compose(sections, knowledge, max_chars)
 
 
 def answer_prompt(questions: Sequence[AgentQuestion], situation: Situation, max_chars: int) -> str:
@@ -126,6 +144,18 @@ def review_prompt(review: ReviewInput, max_chars: int) -> str:
         Section("The agent's final report", review.agent_summary, keep="end", share=0.1),
     ]
     return compose(sections, review.knowledge, max_chars)
+
+
+def pick_prompt(choice: PickInput, max_chars: int) -> str:
+    share = 0.6 / max(1, len(choice.attempts))
+    sections = [
+        Section("Task", choice.task, share=0.1),
+        Section("Subtask", f"{choice.subtask.title}\n{choice.subtask.instructions}", share=0.1),
+    ]
+    for attempt in choice.attempts:
+        about = f"agent: {attempt.agent}; lines changed: {attempt.diff_lines}\nIts report: {attempt.summary}\n\n"
+        sections.append(Section(f"Attempt {attempt.attempt_id}", about + attempt.diff, share=share))
+    return compose(sections, choice.knowledge, max_chars)
 
 
 def judge_prompt(tool_name: str, tool_input: dict[str, Any], situation: Situation, max_chars: int) -> str:

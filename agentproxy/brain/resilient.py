@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from agentproxy.brain.base import Brain, EventSink, ReviewInput, Situation, ToolJudgement
+from agentproxy.brain.base import Brain, EventSink, Pick, PickInput, ReviewInput, Situation, ToolJudgement
 from agentproxy.brain.offline import OfflineBrain
 from agentproxy.errors import BrainError
 from agentproxy.knowledge import Knowledge
@@ -53,6 +53,9 @@ class ResilientBrain:
 
     def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement:
         return self._either("judge", lambda b: b.judge_tool(tool_name, tool_input, situation))
+
+    def pick(self, choice: PickInput) -> Pick:
+        return self._either("pick", lambda b: b.pick(choice))
 
     def _either(self, purpose: BrainPurpose, call: Callable[[Brain], T]) -> T:
         with self._lock:

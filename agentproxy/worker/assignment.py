@@ -146,7 +146,7 @@ class Assignment(pykka.ThreadingActor):
         self.supervisor = Supervisor.start(
             directory,
             {VERIFIER: lambda name: Verifier.start(name, directory, brain, board, options, store, envs, stopping)},
-            lambda name: ClaudeWorker.start(name, directory, options),
+            lambda name, agent: ClaudeWorker.start(name, directory, options),
         )
         directory.ask(SUPERVISOR, StartWorker(name=self.worker_name))
         log.info("assignment %s: %s in %s", a.assignment[:8], a.subtask_id, self.path)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentproxy.brain import OfflineBrain, ReviewInput
-from agentproxy.brain.base import EventSink, Situation, ToolJudgement
+from agentproxy.brain.base import EventSink, Pick, PickInput, Situation, ToolJudgement
 from agentproxy.errors import BrainError
 from agentproxy.knowledge import Knowledge
 from agentproxy.messages import AgentQuestion, Plan, Verdict
@@ -58,3 +58,6 @@ class RemoteBrain:
 
     def judge_tool(self, tool_name: str, tool_input: dict[str, Any], situation: Situation) -> ToolJudgement:
         raise BrainError("a worker's brain only reviews: tool judgements go to the supervisor's Clarifier")
+
+    def pick(self, choice: PickInput) -> Pick:
+        raise BrainError("a worker's brain only reviews: the supervisor picks among attempts")

@@ -310,7 +310,7 @@ def tree(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tree]:
     started: list[str] = []
     dispatcher: queue.Queue[Any] = queue.Queue()
 
-    def start_worker(name: str) -> pykka.ActorRef:
+    def start_worker(name: str, agent: str) -> pykka.ActorRef:
         started.append(name)
         return Probe.start(queue.Queue())
 
