@@ -24,7 +24,7 @@ from agentproxy.actors.base import CLARIFIER, DISPATCHER, Directory, SupervisedA
 from agentproxy.agents import claude_stream as wire
 from agentproxy.agents import claude_turns as turns
 from agentproxy.agents.clarifications import Clarifications, Steps, warm_up
-from agentproxy.agents.claude import agent_environment, headless_argv
+from agentproxy.agents.claude import CLAUDE, agent_environment, headless_argv
 from agentproxy.agents.process import AgentProcess
 from agentproxy.agents.turn_clock import Pauses, PauseTooLong, Ticker, TurnClock
 from agentproxy.errors import AgentError
@@ -219,7 +219,10 @@ class ClaudeWorker(SupervisedActor):
             self.activity.session_cost_usd = 0.0  # a new agent session: its running total starts again
         self.agent_session_id = session = init.session_id
         self.tell(DISPATCHER, AgentSessionOpened(subtask_id=self.subtask_id, agent_session_id=session))
-        self.record(AgentStarted(subtask_id=self.subtask_id, agent_session_id=session, model=init.model, cwd=init.cwd))
+        started = AgentStarted(
+            subtask_id=self.subtask_id, agent_session_id=session, model=init.model, cwd=init.cwd, agent=CLAUDE.name
+        )
+        self.record(started)
 
     def on_result(self, result: wire.ResultLine) -> None:
         spent = Spent(
