@@ -34,7 +34,7 @@ from agentproxy.messages import (
     to_json,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIN_PREFIX = 4  # shorter prefixes match too much to be a safe way to name a session
 ORPHAN_REASON = "pa exited without finishing (crashed or killed)"
 
@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS subtasks (
     reason TEXT NOT NULL DEFAULT '',
     agent_session_id TEXT,
     cost_usd REAL NOT NULL DEFAULT 0,
+    agent TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (session_id, subtask_id)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -101,6 +102,7 @@ _MIGRATIONS = {
         "CREATE TABLE check_cache (tree_sha TEXT NOT NULL, command TEXT NOT NULL, body BLOB NOT NULL,"
         " at REAL NOT NULL, PRIMARY KEY (tree_sha, command))",
     ),
+    4: ("ALTER TABLE subtasks ADD COLUMN agent TEXT NOT NULL DEFAULT ''",),
 }
 
 _SESSION_COLUMNS = (
@@ -134,6 +136,7 @@ class SubtaskRow:
     reason: str
     agent_session_id: str | None
     cost_usd: float
+    agent: str = ""  # the agent backend that worked on it (claude, codex, gemini)
 
 
 class SessionStore:
@@ -363,7 +366,7 @@ class SessionStore:
     def subtasks(self, session_id: str) -> list[SubtaskRow]:
         with self._locked("read subtasks") as conn:
             rows = conn.execute(
-                "SELECT subtask_id, title, status, attempts, reason, agent_session_id, cost_usd"
+                "SELECT subtask_id, title, status, attempts, reason, agent_session_id, cost_usd, agent"
                 " FROM subtasks WHERE session_id = ? ORDER BY rowid",
                 (session_id,),
             ).fetchall()
@@ -410,12 +413,13 @@ def _project(conn: sqlite3.Connection, event: Event) -> None:
     """Update the sessions and subtasks tables for the events that change them."""
     sid = event.session_id
     match event:
-        case SubtaskStarted(subtask_id=subtask_id, title=title, attempt=attempt):
+        case SubtaskStarted(subtask_id=subtask_id, title=title, attempt=attempt, agent=agent):
             conn.execute(
-                "INSERT INTO subtasks (session_id, subtask_id, title, status, attempts) VALUES (?, ?, ?, 'running', ?)"
-                " ON CONFLICT (session_id, subtask_id) DO UPDATE"
-                " SET title = excluded.title, status = 'running', attempts = excluded.attempts, reason = ''",
-                (sid, subtask_id, title, attempt),
+                "INSERT INTO subtasks (session_id, subtask_id, title, status, attempts, agent)"
+                " VALUES (?, ?, ?, 'running', ?, ?) ON CONFLICT (session_id, subtask_id) DO UPDATE"
+                " SET title = excluded.title, status = 'running', attempts = excluded.attempts, reason = '',"
+                " agent = excluded.agent",
+                (sid, subtask_id, title, attempt, agent),
             )
         case AgentStarted(subtask_id=subtask_id, agent_session_id=agent):
             conn.execute(

@@ -23,6 +23,7 @@ from agentproxy.messages import (
     AgentStarted,
     AgentUsedTool,
     BaselineRan,
+    BestOfChosen,
     BrainFellBack,
     CheckResult,
     ChecksRan,
@@ -121,10 +122,10 @@ def describe(event: Event) -> str | None:
             count = len(plan.subtasks)
             steps = "".join(f"\n    {s.id}. {clip(s.title)}{_plan_details(s)}" for s in plan.subtasks)
             return f"  plan ({brain} brain): {count} subtask{'s' if count != 1 else ''}{steps}"
-        case SubtaskStarted(subtask_id=sid, title=title):
-            return f"[{sid}] ● {clip(title)}"
-        case AgentStarted(subtask_id=sid, agent_session_id=agent, model=model):
-            return f"[{sid}]   agent session {agent}" + (f" ({model})" if model else "")
+        case SubtaskStarted(subtask_id=sid, title=title, agent=agent):
+            return f"[{sid}] ● {clip(title)}" + (f" ({agent})" if agent else "")
+        case AgentStarted(subtask_id=sid, agent_session_id=session, model=model, agent=agent):
+            return f"[{sid}]   {agent or 'agent'} session {session}" + (f" ({model})" if model else "")
         case AgentSaid(subtask_id=sid, text=text):
             return f"[{sid}]   agent: {clip(text)}"
         case AgentUsedTool(tool="AskUserQuestion"):
@@ -206,8 +207,14 @@ def describe(event: Event) -> str | None:
             return f"  the verified result is kept on its branch ({reason}); merge it with:\n    {command}"
         case Landed(how=how, branch=branch, commit=commit):
             return f"  landed on {branch} ({how}) at {commit[:10]}"
+        case BestOfChosen(subtask_id=sid, chosen=chosen, passed=passed, reason=reason, attempts=attempts):
+            tried = "; ".join(
+                f"{a.attempt_id} {a.agent}: {'passed' if a.passed else 'failed'}, ${a.cost_usd:.4f}" for a in attempts
+            )
+            goes_on = "lands" if passed else "goes on alone"
+            return f"[{sid}] ★ best of {len(attempts)}: {chosen} {goes_on} ({clip(reason)}) — {tried}"
         case SubtaskFinished(subtask_id=sid, status=status, reason=reason):
-            mark = {"done": "✓", "blocked": "⊘"}.get(status, "✗")
+            mark = {"done": "✓", "blocked": "⊘", "discarded": "○"}.get(status, "✗")
             return f"[{sid}] {mark} {status}" + (f": {clip(reason)}" if reason else "")
         case ActorRestarted(actor=actor, reason=reason, restarts=n):
             return f"  ⚠ {actor} crashed ({clip(reason)}); restarted (#{n})"

@@ -1,9 +1,11 @@
 """The Gemini CLI (npm @google/gemini-cli) as an agent backend: ``gemini -p PROMPT --output-format stream-json``.
 
-It uses the user's own ``~/.gemini`` settings and credentials. The supervisor's brain key (GEMINI_API_KEY,
-and GOOGLE_GEMINI_BASE_URL with it) reaches this agent only with ``--share-gemini-key``. A headless turn
-cannot ask the host anything, so it runs with ``--approval-mode yolo``: what it may do is bounded by the
-CLI's own settings (its sandbox, excluded tools) and judged afterwards by the checks and the review.
+It uses the user's own ``~/.gemini`` settings and credentials (``~/.gemini/.env``). The supervisor's brain
+key (GEMINI_API_KEY, and GOOGLE_GEMINI_BASE_URL with it) reaches this agent only with ``--share-gemini-key``.
+A headless turn cannot ask the host anything (``--approval-mode default`` only withholds the tools that
+need approval), so it runs with ``--approval-mode yolo``: what it may do is bounded by the CLI's own
+settings (its sandbox, excluded tools) and judged afterwards by the checks and the review. An API error
+ends the turn with a ``result`` of status error whose message says ``[API Error: ...]``.
 """
 
 from __future__ import annotations
@@ -167,7 +169,8 @@ class GeminiCliBackend(ExecBackend):
         return [*argv, "-p", prompt]
 
     def environment(self, base: Mapping[str, str], *, brain_key: Mapping[str, str]) -> dict[str, str]:
-        return {**base, **brain_key}
+        # The worktree is pa's to trust (else exit 55); one process, not a relaunched child, per turn.
+        return {**base, **brain_key, "GEMINI_CLI_TRUST_WORKSPACE": "true", "GEMINI_CLI_NO_RELAUNCH": "true"}
 
     def reader(self) -> StreamReader:
         return GeminiStream()

@@ -40,6 +40,8 @@ RUN_OPTIONS = (  # TaskRequest's fields that are `pa`'s run options, passed on a
     "no_qa",
     "allow_tools",
     "deny",
+    "agent",
+    "best_of",
 )
 STATIC = Path(__file__).with_name("static")
 
@@ -66,6 +68,9 @@ class TaskRequest(msgspec.Struct, forbid_unknown_fields=True):
     no_qa: bool | None = None
     allow_tools: list[str] | None = None
     deny: list[str] | None = None
+    agent: str | None = None  # claude, codex or gemini
+    agents: list[str] | None = None  # several: the brain gives each subtask one
+    best_of: int | None = None
 
 
 class MessageRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -97,6 +102,8 @@ def create_app(config: ServerConfig) -> Litestar:
         if isinstance(request, TaskRequest):
             options = {name: getattr(request, name) for name in RUN_OPTIONS if getattr(request, name) is not None}
             options["screenshots"] = [config.roots.check(shot.path, "screenshot") for shot in request.screenshots]
+            if request.agents is not None:
+                options["agents"] = ",".join(request.agents)
         if not request.task.strip():
             raise UsageError("task must not be empty")
         if config.fleet is not None:

@@ -1,15 +1,29 @@
-"""A local, per-test scripted fake of the Gemini API (generativelanguage) for the google-genai SDK.
+"""A local, per-test scripted fake of the Gemini API (generativelanguage), for the google-genai SDK
+and for the real Gemini CLI.
 
-Point a client at it with ``genai.Client(api_key=..., http_options=types.HttpOptions(base_url=fake.url))``.
-Each ``generateContent`` / ``streamGenerateContent`` call consumes the next scripted reply, so a test's
-script reads like the brain's conversation; ``countTokens`` is recorded but answered from the request
-alone. Successes and errors carry the real API's JSON shapes, so the SDK's own parsing, error
-mapping and retry logic run exactly as in production.
+Point a client at it with ``genai.Client(api_key=..., http_options=types.HttpOptions(base_url=fake.url))``,
+or the CLI through GOOGLE_GEMINI_BASE_URL (see ``gemini_cli_env``). Each ``generateContent`` /
+``streamGenerateContent`` call consumes the next scripted reply, so a test's script reads like the
+conversation; ``countTokens`` is recorded but answered from the request alone. Successes and errors
+carry the real API's JSON shapes, so the client's own parsing, error mapping and retry logic run
+exactly as in production.
 
     with FakeGemini(Status(429), Json({"verdict": "ok"})) as api:
         client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=api.url, ...))
         ...
         assert api.requests[-1].schema
+
+The CLI's side calls (the routing classifier under ``-m auto``, session summaries, token counts)
+get a neutral answer and never touch the script; they land in ``side_requests``. Several CLIs at
+once each follow their own script: a conversation is picked by a key found in the task (the user's
+text of the first message, which every request of a session repeats, resumed ones too); requests
+no key matches take the positional script. ``Delay`` holds one reply back without holding up the
+others, and the recorded times show the overlap.
+
+    with FakeGemini(conversations={"alpha": [Delay(2, write_file("a.txt", "a")), RawText("done")],
+                                   "beta": [RawText("beta done")]}) as api:
+        run `gemini -p "alpha: ..."` and `gemini -p "beta: ..."` at once ...
+        assert api.turns("alpha")[0].overlaps(api.turns("beta")[0])
 """
 
 from __future__ import annotations
@@ -19,15 +33,20 @@ import json
 import re
 import secrets
 import socket
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from agentproxy.testing.scripted_server import ScriptedServer
+from agentproxy.testing.scripted_server import POSITIONAL, ScriptedServer, resolve
 
 _ROUTE = re.compile(r"^/(v1|v1beta)/models/([^/:]+):(generateContent|streamGenerateContent|countTokens)$")
+_CLI_USER_AGENT = "GeminiCLI"  # 0.61.0 sends e.g. "GeminiCLI-tui/0.61.0/gemini-3.1-pro-preview (linux; x64; terminal)"
+_SESSION_CONTEXT = "<session_context>"  # the CLI's environment part, opening the first user message
+_WORKSPACE_MARKER = "- **Workspace Directories:**\n"
+SIDE_REPLY_TEXT = "Fake summary"
 
 # google.rpc.Code names the real API puts in error.status for the HTTP codes tests use.
 _STATUS_NAMES = {
@@ -54,6 +73,60 @@ class GeminiRequest:
     body: dict[str, Any]
     api_key: str
     headers: Mapping[str, str] = field(default_factory=dict)
+    side: bool = False  # a CLI side call, answered neutrally outside the script
+    conversation: str = POSITIONAL  # the key whose script answered it; "" for the positional script
+    received_at: float = 0.0  # time.monotonic() when it arrived
+    # time.monotonic() once the reply's last byte is written; None while pending (or never: Hang).
+    answered_at: float | None = field(default=None, compare=False)
+
+    @property
+    def user_agent(self) -> str:
+        return next((value for name, value in self.headers.items() if name.lower() == "user-agent"), "")
+
+    @property
+    def task_text(self) -> str:
+        """What the user said first (the task), without the CLI's <session_context> part."""
+        return _spoken_text(_user_parts(self.body)[:1])
+
+    @property
+    def last_user_text(self) -> str:
+        """What the user said last; empty when the last user message only carries tool results."""
+        return _spoken_text(_user_parts(self.body)[-1:])
+
+    @property
+    def cwd(self) -> str:
+        """The CLI's working directory: it only travels as the first workspace directory of the
+        <session_context> part ("- **Workspace Directories:**" then "  - /path")."""
+        for text in _part_texts([part for parts in _user_parts(self.body)[:1] for part in parts]):
+            _, found, rest = text.partition(_WORKSPACE_MARKER)
+            if found and rest:
+                return rest.splitlines()[0].strip().removeprefix("- ")
+        return ""
+
+    @property
+    def function_responses(self) -> list[dict[str, Any]]:
+        """The tool results the last user message carries ({"id", "name", "response"} each)."""
+        return [
+            part["functionResponse"]
+            for parts in _user_parts(self.body)[-1:]
+            for part in parts
+            if "functionResponse" in part
+        ]
+
+    @property
+    def tools(self) -> list[str]:
+        """The names of the functions the request declares."""
+        return [
+            declaration.get("name", "")
+            for tool in self.body.get("tools") or []
+            for declaration in tool.get("functionDeclarations") or []
+        ]
+
+    def overlaps(self, other: GeminiRequest) -> bool:
+        """Both were in flight at once: each arrived before the other's reply was out."""
+        if self.answered_at is None or other.answered_at is None:
+            return False
+        return self.received_at < other.answered_at and other.received_at < self.answered_at
 
     @property
     def system_text(self) -> str:
@@ -110,6 +183,51 @@ def _part_texts(parts: list[dict[str, Any]]) -> list[str]:
     return [part["text"] for part in parts if isinstance(part.get("text"), str)]
 
 
+def _user_parts(body: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+    """The parts of each user message, in order (a message without a role counts as the user's)."""
+    return [_content_parts(content) for content in body.get("contents") or [] if content.get("role", "user") == "user"]
+
+
+def _spoken_text(messages: list[list[dict[str, Any]]]) -> str:
+    """The text parts of ``messages`` without the CLI's <session_context> part."""
+    texts = [text for parts in messages for text in _part_texts(parts)]
+    return "\n".join(text for text in texts if not text.startswith(_SESSION_CONTEXT))
+
+
+def is_side_request(request: GeminiRequest) -> bool:
+    # Rule (CLI 0.61.0): main-loop calls always declare tools; the CLI's utility calls never do
+    # (routing classifier, session summary, countTokens). SDK callers are never side: they script all.
+    return request.user_agent.startswith(_CLI_USER_AGENT) and not request.body.get("tools")
+
+
+def _neutral_value(schema: Any) -> Any:
+    """The plainest value a response schema allows, for side calls that ask for JSON."""
+    if not isinstance(schema, Mapping):
+        return None
+    kind = str(schema.get("type", "")).upper()
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if kind == "OBJECT":
+        return {name: _neutral_value(sub) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "ARRAY":
+        return []
+    # The classifier's complexity_score is an INTEGER from 1; a NUMBER (loop-detector confidence) 0 is harmless.
+    if kind == "INTEGER":
+        return schema.get("minimum", 1)
+    if kind == "NUMBER":
+        return schema.get("minimum", 0)
+    if kind == "BOOLEAN":
+        return False
+    return SIDE_REPLY_TEXT
+
+
+def _side_reply(request: GeminiRequest) -> Json | RawText | None:
+    """countTokens gets None (answered from the request); JSON-asking calls a neutral object; the rest text."""
+    if request.method == "countTokens":
+        return None
+    return RawText(SIDE_REPLY_TEXT) if request.schema is None else Json(_neutral_value(request.schema))
+
+
 @dataclass(frozen=True)
 class Json:
     """A structured answer: one text part holding ``json.dumps(value)``; token counts optional."""
@@ -128,8 +246,15 @@ class RawText:
 
 @dataclass(frozen=True)
 class FunctionCall:
+    """A tool call; ``args`` may be computed from the request (e.g. a path inside the CLI's cwd)."""
+
     name: str
-    args: Mapping[str, Any]
+    args: Mapping[str, Any] | Callable[[GeminiRequest], Mapping[str, Any]]
+
+
+def write_file(name: str, content: str) -> FunctionCall:
+    """The model writing ``name`` (relative) in the CLI's working directory with its write_file tool."""
+    return FunctionCall("write_file", lambda request: {"file_path": f"{request.cwd}/{name}", "content": content})
 
 
 @dataclass(frozen=True)
@@ -153,25 +278,64 @@ class Disconnect:
     """Read the request and close the socket without an answer."""
 
 
-Reply = Json | RawText | FunctionCall | Status | Hang | Disconnect | Callable[[GeminiRequest], "Reply"]
+@dataclass(frozen=True)
+class Delay:
+    """``reply`` after ``seconds`` of silence; other requests are served meanwhile, closing the fake drops it."""
+
+    seconds: float
+    reply: Reply
+
+
+Reply = Json | RawText | FunctionCall | Status | Hang | Disconnect | Delay | Callable[[GeminiRequest], "Reply"]
 
 
 class FakeGemini(ScriptedServer[GeminiRequest, Reply]):
     """The fake server; a context manager that serves on 127.0.0.1 with a random port.
 
-    ``requests`` holds every routed request in arrival order (recorded before answering, so a
-    ``Hang`` or ``Disconnect`` still counts), which is what retry tests need to count attempts.
+    ``requests`` holds every scripted request in arrival order (recorded before answering, so a
+    ``Hang`` or ``Disconnect`` still counts), which is what retry tests need to count attempts;
+    ``side_requests`` the CLI's side calls. ``conversations`` maps a key to its own script: a request
+    whose task contains the key (the first key that does, in the order given) takes its replies
+    from it, and ``default`` once it runs out; the positional ``replies`` answer the rest.
     """
 
-    def __init__(self, *replies: Reply, default: Reply | None = None) -> None:
-        super().__init__(replies, default or Json({}), _handler_for(self), "fake-gemini")
+    def __init__(
+        self,
+        *replies: Reply,
+        default: Reply | None = None,
+        conversations: Mapping[str, Iterable[Reply]] | None = None,
+    ) -> None:
+        super().__init__(replies, default or Json({}), _handler_for(self), "fake-gemini", conversations)
+        self.side_requests: list[GeminiRequest] = []
 
     def describe(self, request: GeminiRequest) -> str:
-        return f"{request.method}: {request.text[:60]}"
+        text = f"{request.method}: {request.text[:60]}"
+        return f"{request.conversation}: {text}" if request.conversation else text
 
-    def _take(self, request: GeminiRequest) -> Reply | None:
-        """Record the request; the next scripted reply, or None for countTokens (never scripted)."""
-        return self.record(request, scripted=request.method != "countTokens")
+    def turns(self, conversation: str) -> list[GeminiRequest]:
+        """The scripted requests of one conversation, in arrival order."""
+        with self._cond:
+            return [request for request in self.requests if request.conversation == conversation]
+
+    def _take(self, request: GeminiRequest) -> tuple[GeminiRequest, Reply | None]:
+        """Record the request; its reply, or None for countTokens (never scripted)."""
+        request = replace(
+            request,
+            side=is_side_request(request),
+            conversation=self.conversation_of(request.task_text),
+            received_at=time.monotonic(),
+        )
+        if request.side:
+            self.record(request, scripted=False, into=self.side_requests)
+            return request, _side_reply(request)
+        scripted = request.method != "countTokens"
+        return request, self.record(request, scripted=scripted, conversation=request.conversation)
+
+    def _answered(self, request: GeminiRequest) -> None:
+        with self._cond:
+            # The one field set after recording: requests stay frozen for the tests that read them.
+            object.__setattr__(request, "answered_at", time.monotonic())
+            self._cond.notify_all()
 
 
 def _tokens(text: str) -> int:
@@ -186,7 +350,8 @@ def _usage(request: GeminiRequest, reply_text: str, reply: Json | RawText | Func
 
 def _response(request: GeminiRequest, reply: Json | RawText | FunctionCall) -> dict[str, Any]:
     if isinstance(reply, FunctionCall):
-        part: dict[str, Any] = {"functionCall": {"name": reply.name, "args": dict(reply.args)}}
+        args = reply.args(request) if callable(reply.args) else reply.args
+        part: dict[str, Any] = {"functionCall": {"name": reply.name, "args": dict(args)}}
         reply_text = json.dumps(part)
     else:
         reply_text = json.dumps(reply.value) if isinstance(reply, Json) else reply.text
@@ -246,9 +411,10 @@ def _handler_for(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
                 api_key=key,
                 headers=dict(self.headers.items()),
             )
-            reply = fake._take(request)
+            request, reply = fake._take(request)
             if reply is None:
                 self._send_json(200, {"totalTokens": _tokens(request.text)})
+                fake._answered(request)
             else:
                 self._answer(request, reply)
 
@@ -256,6 +422,12 @@ def _handler_for(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
             self._send_json(404, _error_body(404, f"Requested entity was not found: {self.path}", "NOT_FOUND"))
 
         def _answer(self, request: GeminiRequest, reply: Reply) -> None:
+            if isinstance(reply, Delay):
+                if fake.closing.wait(reply.seconds):
+                    self.close_connection = True
+                else:
+                    self._answer(request, resolve(reply.reply, request))
+                return
             if isinstance(reply, Hang):
                 fake.closing.wait(reply.seconds)
                 self.close_connection = True
@@ -265,6 +437,10 @@ def _handler_for(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
                 return
+            self._send_reply(request, reply)
+            fake._answered(request)
+
+        def _send_reply(self, request: GeminiRequest, reply: Reply) -> None:
             if isinstance(reply, Status):
                 self._send_json(reply.code, _error_body(reply.code, reply.message, reply.status))
                 return

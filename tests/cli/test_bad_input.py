@@ -168,6 +168,38 @@ def test_a_claude_command_with_an_unclosed_quote(env: dict[str, str], tmp_path: 
     assert not workdir.exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--agent", "cursor"], "unknown agent 'cursor': choose from claude, codex, gemini"),
+        (["--agents", "claude,claude"], "--agents claude,claude: an agent is named twice"),
+        (["--agents", " , "], "--agents needs at least one agent name"),
+        (["--agent", "codex", "--agents", "claude,codex"], "give --agent or --agents, not both"),
+        (["--agent", "codex", "--codex-bin", "/nonexistent/codex"], "Codex CLI not found: '/nonexistent/codex'"),
+        (["--agent", "gemini", "--gemini-bin", "gemini 'x"], "the Gemini CLI command (--gemini-bin / GEMINI_CLI_BIN)"),
+        (["--agent-prices", "/nonexistent.toml"], "--agent-prices /nonexistent.toml: cannot read it"),
+        (["--best-of", "0"], "'--best-of': 0 is not in the range"),
+    ],
+)
+def test_a_bad_agent_choice_is_one_line(
+    args: list[str], needle: str, env: dict[str, str], tmp_path: Path, workdir: Path, agent: str
+) -> None:
+    line = error_line(pa("-d", str(workdir), "--claude-bin", agent, *args, "task", env=env, cwd=tmp_path))
+    assert needle in line, line
+    assert not workdir.exists()
+
+
+def test_a_price_table_that_is_not_prices_is_one_line(
+    env: dict[str, str], tmp_path: Path, workdir: Path, agent: str
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[codex]\n"gpt-5" = {input = "cheap"}\n')
+    line = error_line(
+        pa("-d", str(workdir), "--claude-bin", agent, "--agent-prices", str(prices), "t", env=env, cwd=tmp_path)
+    )
+    assert f"--agent-prices {prices}: Expected `float`, got `str`" in line, line
+
+
 # -- the task --------------------------------------------------------------------------------------
 
 

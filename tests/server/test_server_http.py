@@ -168,6 +168,9 @@ def test_more_work_continues_a_session_and_its_numbers(tmp_path: Path, server_wi
         ({"task": "x", "unknown": 1}, 400),
         ({"task": "x", "parallel": "many"}, 400),
         ({"task": " ", "working_dir": "w"}, 400),
+        ({"task": "x", "working_dir": "w", "agent": "cursor"}, 400),
+        ({"task": "x", "working_dir": "w", "agents": ["claude", "nope"]}, 400),
+        ({"task": "x", "working_dir": "w", "best_of": 0}, 400),
     ],
 )
 def test_refused_task_requests_are_4xx_with_a_json_error(

@@ -1,0 +1,138 @@
+"""`pa --agent gemini`: pa drives the REAL Gemini CLI (`gemini -p --output-format stream-json`, resumed by
+session id) against the project's fake of the Gemini API, with the user's own ~/.gemini settings and key."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentproxy.testing.fake_gemini import FakeGemini, Hang, Json, RawText, Status, write_file
+from agentproxy.testing.gemini_cli_env import find_gemini_bin, isolated_gemini_env
+
+pytestmark = [
+    pytest.mark.gemini_cli,
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(find_gemini_bin() is None, reason="the Gemini CLI is not installed (make claude)"),
+]
+BRAIN_KEY = "AIzaSy-e2e-brain-key-0123456789abcdef"
+PASSED = {"passed": True, "findings": ["meets the criteria"]}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    directory = tmp_path / "project"
+    directory.mkdir()
+    git(directory, "init", "-q", "-b", "main")
+    (directory / "README.md").write_text("# project\n")
+    git(directory, "add", "-A")
+    git(directory, "commit", "-q", "-m", "start")
+    return directory
+
+
+def git(directory: Path, *args: str) -> str:
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    return subprocess.run(
+        ["git", *identity, *args], cwd=directory, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def users_own_gemini(api: FakeGemini, tmp_path: Path) -> dict[str, str]:
+    """The environment of a user whose Gemini CLI has its own key, in ~/.gemini/.env: pa has no Gemini key."""
+    env = isolated_gemini_env(api.url, tmp_path / "gemini-home")
+    dotenv = tmp_path / "gemini-home" / ".gemini" / ".env"
+    dotenv.write_text(
+        f"GEMINI_API_KEY={env.pop('GEMINI_API_KEY')}\nGOOGLE_GEMINI_BASE_URL={env.pop('GOOGLE_GEMINI_BASE_URL')}\n"
+    )
+    return env
+
+
+def pa(env: dict[str, str], tmp_path: Path, task: str, *flags: str) -> tuple[int, list[dict[str, Any]]]:
+    """`pa --agent gemini` to the end: its exit code and events."""
+    argv = [
+        *(sys.executable, "-m", "agentproxy", "-d", str(tmp_path / "project"), "--output", "json"),
+        *("--agent", "gemini", "--gemini-bin", find_gemini_bin() or "gemini", *flags, task),
+    ]
+    environment = {**env, "AGENTPROXY_HOME": str(tmp_path / "pa-home")}
+    done = subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=150)
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert events and events[-1]["kind"] == "session_finished", done.stderr[-3000:]
+    return done.returncode, events
+
+
+def of_kind(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [event for event in events if event["kind"] == kind]
+
+
+def test_gemini_creates_a_file_and_pa_commits_it_with_what_the_turn_cost(project: Path, tmp_path: Path) -> None:
+    with FakeGemini(write_file("hello.txt", "hello\n"), RawText("Created hello.txt.")) as api:
+        code, events = pa(users_own_gemini(api, tmp_path), tmp_path, "create hello.txt saying hello")
+    assert code == 0, events[-1]
+    assert (project / "hello.txt").read_text() == "hello\n"
+    assert "hello.txt" in git(project, "show", "--stat", "--format=%s", "HEAD")
+    started = of_kind(events, "agent_started")
+    assert [(e["agent"], e["cwd"]) for e in started] == [("gemini", str(project))]
+    assert [e["tool"] for e in of_kind(events, "agent_used_tool")] == ["write_file"]
+    finished = of_kind(events, "agent_finished")[-1]
+    assert finished["result"] == "Created hello.txt." and finished["usage"]["output_tokens"] > 0
+    assert finished["usage"]["cost_usd"] > 0 and events[-1]["cost_usd"] == pytest.approx(finished["usage"]["cost_usd"])
+
+
+def test_a_failing_check_brings_a_follow_up_into_the_same_gemini_session(project: Path, tmp_path: Path) -> None:
+    script = [
+        write_file("hello.txt", "draft\n"),
+        RawText("Done."),
+        write_file("hello.txt", "final\n"),
+        RawText("Fixed."),
+    ]
+    with FakeGemini(*script) as api:
+        code, events = pa(
+            users_own_gemini(api, tmp_path), tmp_path, "write hello.txt", "--check", "grep -q final hello.txt"
+        )
+        follow_up = api.requests[2]
+    assert code == 0, events[-1]
+    assert (project / "hello.txt").read_text() == "final\n"
+    assert len(of_kind(events, "follow_up_sent")) == 1
+    assert len({e["agent_session_id"] for e in of_kind(events, "agent_finished")}) == 1, "one agent session"
+    assert "grep -q final hello.txt" in follow_up.last_user_text
+    assert "write hello.txt" in follow_up.task_text, "the resumed session carries its history"
+
+
+def test_an_api_error_ends_the_subtask_with_the_clis_reason(project: Path, tmp_path: Path) -> None:
+    with FakeGemini(Status(400, "API key not valid. Please pass a valid API key.")) as api:
+        code, events = pa(users_own_gemini(api, tmp_path), tmp_path, "create hello.txt", "--max-attempts", "0")
+    assert code == 1
+    reason = events[-1]["reason"]
+    assert "agent failed" in reason and "API key not valid" in reason, reason
+    assert not (project / "hello.txt").exists()
+
+
+def test_a_hung_gemini_is_killed_by_the_watchdog(project: Path, tmp_path: Path) -> None:
+    with FakeGemini(Hang(120)) as api:
+        code, events = pa(users_own_gemini(api, tmp_path), tmp_path, "create hello.txt", "--agent-silence-timeout", "4")
+    assert code == 1
+    assert "silent for 4s" in events[-1]["reason"], events[-1]["reason"]
+
+
+def test_the_brains_key_reaches_the_gemini_agent_only_when_the_user_shares_it(project: Path, tmp_path: Path) -> None:
+    plan = {"subtasks": [{"id": "1", "title": "Hello", "instructions": "create hello.txt"}]}
+    # The brain plans, the agent writes and answers, the brain reviews.
+    script = [Json(plan), write_file("hello.txt", "hello\n"), RawText("Created hello.txt."), Json(PASSED)]
+    for shared in (False, True):
+        with FakeGemini(*script, default=Json(PASSED)) as api:
+            env = isolated_gemini_env(api.url, tmp_path / f"gemini-home-{shared}")
+            env["GEMINI_API_KEY"] = BRAIN_KEY  # the supervisor's own key, for its brain
+            code, events = pa(env, tmp_path, "create hello.txt", *(["--share-gemini-key"] if shared else []))
+            requests = [*api.requests, *api.side_requests]
+            agent_keys = {r.api_key for r in requests if r.user_agent.startswith("GeminiCLI")}
+            brain_keys = {r.api_key for r in requests if not r.user_agent.startswith("GeminiCLI")}
+        assert brain_keys == {BRAIN_KEY}
+        if shared:
+            assert code == 0 and agent_keys == {BRAIN_KEY}, events[-1]
+        else:
+            assert code == 1 and not agent_keys, "the agent never reached the API with the brain's key"
+            assert BRAIN_KEY not in json.dumps(events)
