@@ -55,13 +55,16 @@ class Races:
     def start(self, state: SubtaskState) -> None:
         """N attempts of the subtask join the plan, pending; the subtask waits for them."""
         d = self.dispatcher
+        assert d.run is not None
         agents = d.options.agents
         ids = []
         for number in range(1, d.options.best_of + 1):
             attempt_id = f"{state.id}{ATTEMPT_SEPARATOR}{number}"
             agent = agents[(number - 1) % len(agents)] if len(agents) > 1 else d.agent_for(state.subtask)
             subtask = msgspec.structs.replace(state.subtask, id=attempt_id, depends_on=[], agent=agent)
-            d.plan.add(SubtaskState(subtask=subtask, kind="attempt", race=state.id))
+            attempt = d.plan.add(SubtaskState(subtask=subtask, kind="attempt", race=state.id))
+            attempt.agent_session_id = d.run.agent_sessions.get(attempt_id)  # resumed: it goes on where it was
+            attempt.agent = d.run.agents.get(attempt_id, agent)
             ids.append(attempt_id)
         state.status = "racing"
         self.races[state.id] = Race(subtask=state, attempts=ids)

@@ -172,6 +172,7 @@ class Dispatcher(SupervisedActor):
         for state in self.plan:
             state.agent_session_id = self.run.agent_sessions.get(state.id)
             state.agent_cost_usd = self.run.agent_costs.get(state.id, 0.0)
+            state.agent = self.run.agents.get(state.id, "")  # its agent session is that backend's
             if state.id in self.run.done_subtasks:
                 state.status = "done"
                 # Recorded again, so that this run's events alone say what is done if it stops too.
@@ -223,7 +224,7 @@ class Dispatcher(SupervisedActor):
     def start_subtask(self, state: SubtaskState, remote: bool = False) -> None:
         """Its tree first (the Integrator), then its environment and base (the Verifier), then the agent."""
         state.worker, state.remote = f"{WORKER_PREFIX}{state.id}", remote
-        state.agent = self.agent_for(state.subtask)
+        state.agent = state.agent or self.agent_for(state.subtask)
         if remote:  # an agent session recorded earlier lives on some worker host: a new one starts
             state.agent_session_id, state.agent_cost_usd = None, 0.0
         started = SubtaskStarted(

@@ -103,6 +103,8 @@ def prepare_run(args: dict[str, Any]) -> PreparedRun:
     resume = _resumption(args["session"], args["task"])
     task = args["task"] or (resume.task if resume else "")
     agents = _agents(args["agent"], args["agents"])
+    if resume is not None:  # the agents whose sessions the resumed subtasks go on with
+        agents += tuple(agent for agent in dict.fromkeys(resume.agents.values()) if agent not in agents)
     # Only the agents the run may use must be installed.
     agent_command = tuple(resolve_agent_command(args["claude_bin"])) if "claude" in agents else ()
     vendor_commands = {name: backend_named(name).resolve(args[f"{name}_bin"]) for name in agents if name != "claude"}

@@ -449,6 +449,7 @@ class RunTask(Msg, tag="run_task", frozen=True):
     verified_subtasks: list[str] = []  # when resuming: ids whose work passed review but was not merged yet
     agent_sessions: dict[str, str] = {}  # when resuming: subtask id -> its agent session
     agent_costs: dict[str, float] = {}  # when resuming: subtask id -> what its agent session has cost so far
+    agents: dict[str, str] = {}  # when resuming: subtask id -> the agent backend its session belongs to
     resume_agent_session: str | None = None  # continuing a one-subtask session with new work
 
 

@@ -240,6 +240,7 @@ def _run(
                 verified_subtasks=list(resume.verified_subtasks) if resume else [],
                 agent_sessions=dict(resume.agent_sessions) if resume else {},
                 agent_costs=dict(resume.agent_costs) if resume else {},
+                agents=dict(resume.agents) if resume else {},
                 resume_agent_session=resume.agent_session_id if resume else None,
             ),
         )

@@ -33,6 +33,7 @@ class Resumption:
     verified_subtasks: tuple[str, ...] = ()  # passed review, not yet merged when pa stopped
     agent_sessions: dict[str, str] = field(default_factory=dict)  # subtask id -> its agent session
     agent_costs: dict[str, float] = field(default_factory=dict)  # subtask id -> what its agent session cost
+    agents: dict[str, str] = field(default_factory=dict)  # subtask id -> the agent backend of its session
     agent_session_id: str | None = None  # the last one: a new task in the session continues it
 
 
@@ -71,12 +72,13 @@ def resumption(session_id_or_prefix: str) -> Resumption:
     verified: set[str] = set()
     sessions: dict[str, str] = {}
     costs: dict[str, float] = {}
+    agents: dict[str, str] = {}
     for event in events:
         match event:
             case SessionStarted(task=started, continued=continued):
                 if not continued or started != task:  # a new task: only what follows its start carries over
                     task, plan, done, agent_session = started, None, [], row.last_agent_session
-                    verified, sessions, costs = set(), {}, {}
+                    verified, sessions, costs, agents = set(), {}, {}, {}
             case PlanMade(plan=made):
                 plan = made
             case SubtaskFinished(subtask_id=sid, status="done") | Merged(subtask_id=sid):
@@ -85,8 +87,9 @@ def resumption(session_id_or_prefix: str) -> Resumption:
                 verified.discard(sid)
             case Reviewed(subtask_id=sid, verdict=verdict) if verdict.passed:
                 verified.add(sid)
-            case AgentStarted(subtask_id=sid, agent_session_id=agent):
-                agent_session = sessions[sid] = agent
+            case AgentStarted(subtask_id=sid, agent_session_id=session, agent=backend):
+                agent_session = sessions[sid] = session
+                agents[sid] = backend or "claude"
             case AgentFinished(subtask_id=sid, usage=usage):
                 costs[sid] = costs.get(sid, 0.0) + usage.cost_usd
     return Resumption(
@@ -98,6 +101,7 @@ def resumption(session_id_or_prefix: str) -> Resumption:
         verified_subtasks=tuple(sorted(verified - set(done))),
         agent_sessions=sessions,
         agent_costs=costs,
+        agents=agents,
         agent_session_id=agent_session,
     )
 

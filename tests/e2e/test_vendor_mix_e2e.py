@@ -143,3 +143,32 @@ def test_the_brain_gives_subtasks_to_claude_and_codex_which_run_at_once_and_both
     assert overlapped, "the two agents worked at once"
     assert (project / "docs.txt").read_text() == "docs\n" and (project / "code.txt").read_text() == "code\n"
     assert session_branches(project) == []
+
+
+def test_when_no_attempt_passes_the_one_that_broke_the_fewest_checks_gets_the_follow_up(
+    project: Path, tmp_path: Path
+) -> None:
+    (project / "answer.txt").write_text("ok\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "answer")
+    claude_script = [fake_anthropic.write_file("answer.txt", "bug1 bug2\n"), fake_anthropic.Text("Done.")]
+    codex_script = [
+        fake_openai.write_file("answer.txt", "bug1\n"),
+        fake_openai.Text("Done."),
+        fake_openai.write_file("answer.txt", "fixed\n"),
+        fake_openai.Text("Fixed it."),
+    ]
+    checks = ("--check", "! grep -q bug1 answer.txt", "--check", "! grep -q bug2 answer.txt")
+    with fake_anthropic.FakeAnthropic(*claude_script) as claude, fake_openai.FakeOpenAI(*codex_script) as codex:
+        code, events = pa(claude, codex, tmp_path, "fix answer.txt", "--best-of", "2", *checks)
+        claude_turns = len(claude.requests)
+    assert code == 0, events[-1]
+    assert (project / "answer.txt").read_text() == "fixed\n"
+    [chosen] = of_kind(events, "best_of_chosen")
+    assert (chosen["chosen"], chosen["passed"]) == ("1~2", False)
+    assert {a["attempt_id"]: a["failing"] for a in chosen["attempts"]} == {"1~1": 2, "1~2": 1}
+    assert [e["subtask_id"] for e in of_kind(events, "follow_up_sent")] == ["1~2"]
+    assert claude_turns == 2, "the discarded attempt got no follow-up"
+    finished = {e["subtask_id"]: e["status"] for e in of_kind(events, "subtask_finished")}
+    assert finished == {"1~1": "discarded", "1~2": "done", "1": "done"}
+    assert session_branches(project) == []
