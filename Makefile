@@ -54,6 +54,7 @@ bench: $(VENV)/.dev-installed $(AGENT_CLIS)
 	$(BIN)/python tests/bench/checks.py || missed=1; \
 	$(BIN)/python tests/bench/events.py || missed=1; \
 	$(BIN)/python tests/bench/parallel.py || missed=1; \
+	$(BIN)/python tests/bench/agents.py || missed=1; \
 	$(BIN)/python tests/bench/bundles.py || missed=1; \
 	$(BIN)/python tests/bench/remote.py || missed=1; \
 	$(BIN)/python tests/bench/bridge.py || missed=1; \
