@@ -186,7 +186,7 @@ class TraceBuilder:
                 self.root,
                 event.at,
                 span_id_of(self.trace, event.subtask_id),
-                **{"pa.subtask_id": event.subtask_id, "pa.title": event.title[:200]},
+                **{"pa.subtask_id": event.subtask_id, "pa.title": event.title[:200], "pa.agent": event.agent},
             )
             self.subtasks[event.subtask_id] = SubtaskSpans(span=span)
         else:  # started again (its worker host was lost): the same span, a new attempt
