@@ -23,8 +23,8 @@ from agentproxy.agents import backend as readings
 from agentproxy.agents.backend import ExecBackend, StreamReader, TurnEnded
 from agentproxy.agents.clarifications import Clarifications, Steps
 from agentproxy.agents.claude_turns import AgentActivity, tool_detail
-from agentproxy.agents.prices import cost_usd
 from agentproxy.agents.process import AgentProcess
+from agentproxy.agents.session_costs import SessionCosts
 from agentproxy.agents.turn_clock import Ticker, TurnClock
 from agentproxy.child_env import SUPERVISOR_VARIABLES, child_environment
 from agentproxy.errors import AgentError
@@ -75,8 +75,7 @@ class ExecWorker(SupervisedActor):
         self.resuming: str | None = None  # the agent session this turn resumed, until a turn of it goes through
         self.ended: TurnEnded | None = None  # what the turn's stream said, while the process exits
         self.ended_at = 0.0
-        self.session_cost_usd = 0.0
-        self.session_tokens = (0, 0, 0)  # input, output, cached: what a cumulative backend last reported
+        self.costs = SessionCosts(backend, options.agent_prices)
         self.activity = AgentActivity(options.stuck_repeats)
         self.clarifications = Clarifications(name, options, self.activity)
         self.clock = TurnClock(options.silence_timeout_s, options.agent_timeout_s)
@@ -91,7 +90,7 @@ class ExecWorker(SupervisedActor):
                 self.take_subtask(
                     message.subtask.id, message.task, message.cwd, message.env, message.resume_agent_session
                 )
-                self.session_cost_usd = max(self.session_cost_usd, message.cost_so_far_usd)
+                self.costs.total_usd = max(self.costs.total_usd, message.cost_so_far_usd)
                 self.start_turn(message.prompt)
             case FollowUp(instruction=instruction):
                 self.start_turn(instruction)
@@ -213,8 +212,7 @@ class ExecWorker(SupervisedActor):
         if not session_id or session_id == self.agent_session_id:
             return
         if self.agent_session_id is not None:
-            self.session_cost_usd = 0.0  # a new agent session: its running totals start again
-            self.session_tokens = (0, 0, 0)
+            self.costs.new_session()
         self.agent_session_id = session_id
         self.tell(DISPATCHER, AgentSessionOpened(subtask_id=self.subtask_id, agent_session_id=session_id))
         started = AgentStarted(
@@ -264,12 +262,7 @@ class ExecWorker(SupervisedActor):
 
     def charge(self, ended: TurnEnded) -> None:
         """Record the turn's use and tell the Dispatcher what it cost."""
-        ended = self.this_turn(ended)
-        models = ended.models or {self.model: (ended.input_tokens, ended.output_tokens)}
-        share = ended.cached_tokens / ended.input_tokens if ended.input_tokens else 0.0
-        prices = self.options.agent_prices
-        cost = sum(cost_usd(prices, self.backend.name, model, i, o, int(i * share)) for model, (i, o) in models.items())
-        self.session_cost_usd += cost
+        ended, cost = self.costs.turn(ended, self.model)
         usage = Usage(input_tokens=ended.input_tokens, output_tokens=ended.output_tokens, cost_usd=cost)
         self.record(
             AgentFinished(
@@ -281,25 +274,13 @@ class ExecWorker(SupervisedActor):
                 api_error_status=ended.api_error_status,
             )
         )
-        spent = Spent(usd=cost, subtask_id=self.subtask_id, session_total_usd=self.session_cost_usd)
-        self.tell(DISPATCHER, spent)
-
-    def this_turn(self, ended: TurnEnded) -> TurnEnded:
-        """The turn's own tokens, where the backend reports the session's totals so far."""
-        if not self.backend.cumulative_usage or not ended.input_tokens:
-            return ended
-        before, self.session_tokens = (
-            self.session_tokens,
-            (ended.input_tokens, ended.output_tokens, ended.cached_tokens),
-        )
-        used = [max(0, now - then) for now, then in zip(self.session_tokens, before, strict=True)]
-        return msgspec.structs.replace(ended, input_tokens=used[0], output_tokens=used[1], cached_tokens=used[2])
+        self.tell(DISPATCHER, Spent(usd=cost, subtask_id=self.subtask_id, session_total_usd=self.costs.total_usd))
 
     def start_afresh(self, why: str) -> None:
         self.record(Notice(level="warning", text=f"[{self.subtask_id}] agent session {self.resuming} could not be"
                            f" resumed ({why}); a new session takes the turn"))  # fmt: skip
         self.agent_session_id = None
-        self.session_cost_usd = 0.0
+        self.costs.new_session()
         self.start_turn(self.last_turn)
 
     # -- loops, failures, questions --------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agentproxy.brain.base import ReviewInput, Situation
+from agentproxy.brain.base import Attempt, PickInput, ReviewInput, Situation
 from agentproxy.brain.gemini import DEFAULT_MODEL, GeminiBrain
 from agentproxy.brain.resilient import ResilientBrain
 from agentproxy.context import ContextDocument, ProjectContext
@@ -230,3 +230,31 @@ def test_the_prompt_budget_is_configurable(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("AGENTPROXY_PROMPT_CHARS", "lots")
     with pytest.raises(UsageError, match="AGENTPROXY_PROMPT_CHARS"):
         GeminiBrain(API_KEY)
+
+
+ATTEMPTS = [
+    Attempt(attempt_id="1~1", agent="claude", summary="rewrote parse()", diff="+def parse(): fast", diff_lines=40),
+    Attempt(
+        attempt_id="1~2", agent="codex", summary="cached the regex", diff="+PATTERN = re.compile(...)", diff_lines=3
+    ),
+]
+
+
+def test_the_brain_picks_among_verified_attempts_reading_their_diffs_with_its_reason() -> None:
+    events: list[Event] = []
+    choice = PickInput(task="Speed up parse()", subtask=SUBTASK, attempts=ATTEMPTS)
+    reply = {"attempt_id": "1~2", "reason": "the smaller change that does the job"}
+    with FakeGemini(Json({"attempt_id": "1~9", "reason": "x"}), Json(reply)) as api:
+        pick = brain_for(api, events).pick(choice)
+    assert pick.attempt_id == "1~2" and pick.reason.startswith("the smaller change that does the job (picked by")
+    assert len(api.requests) == 2, "an attempt id that is not one of them is asked for again"
+    text = api.requests[0].text
+    assert "+def parse(): fast" in text and "+PATTERN = re.compile(...)" in text and "codex" in text
+    assert [e.purpose for e in events if isinstance(e, BrainCalled)] == ["pick", "pick"]
+
+
+def test_offline_the_smallest_diff_is_picked_and_a_failing_api_falls_back_to_that() -> None:
+    choice = PickInput(task="Speed up parse()", subtask=SUBTASK, attempts=ATTEMPTS)
+    with FakeGemini(Status(500), Status(500), Status(500), Status(500)) as api:
+        pick = ResilientBrain(brain_for(api, [])).pick(choice)
+    assert pick.attempt_id == "1~2" and "smallest diff" in pick.reason

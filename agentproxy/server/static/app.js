@@ -383,9 +383,10 @@ const RENDERERS = {
       e.plan.rationale ? folded(e.plan.rationale, "text muted") : null,
     ),
   subtask_started: (e) =>
-    entry(e, "●", "", (e.attempt || 1) > 1 ? `Started again (attempt ${e.attempt}): ` : "Started: ", clean(e.title)),
+    entry(e, "●", "", (e.attempt || 1) > 1 ? `Started again (attempt ${e.attempt}): ` : "Started: ", clean(e.title),
+      e.agent ? [" ", badge(e.agent)] : null),
   agent_started: (e) =>
-    entry(e, "◆", "muted", "Agent session ", mono(e.agent_session_id), e.model ? ` (${e.model})` : "",
+    entry(e, "◆", "muted", `${clean(e.agent || "Agent")} session `, mono(e.agent_session_id), e.model ? ` (${e.model})` : "",
       e.cwd ? [" in ", mono(e.cwd)] : null),
   agent_said: (e) => entry(e, "›", "said", folded(e.text)),
   agent_used_tool: (e, view) =>
@@ -451,8 +452,14 @@ const RENDERERS = {
           h("pre", {}, clean(e.command)))
       : entry(e, "⚑", "good", "Landed on ", mono(e.branch), ` (${e.how}) at `, mono(String(e.commit).slice(0, 10))),
   subtask_finished: (e) =>
-    entry(e, { done: "✓", blocked: "⊘" }[e.status] || "✗", e.status === "done" ? "good" : "bad",
-      badge(e.status), e.reason ? [" ", clean(e.reason)] : null),
+    entry(e, { done: "✓", blocked: "⊘", discarded: "○" }[e.status] || "✗",
+      { done: "good", discarded: "muted" }[e.status] || "bad", badge(e.status), e.reason ? [" ", clean(e.reason)] : null),
+  best_of_chosen: (e) =>
+    entry(e, "★", e.passed ? "good" : "warn",
+      `Best of ${e.attempts.length}: `, mono(e.chosen), e.passed ? " lands (" : " goes on alone (", clean(e.reason), ")",
+      h("ul", {}, e.attempts.map((a) => h("li", {}, mono(a.attempt_id), ` ${clean(a.agent)}: `,
+        a.passed ? "passed" : `failed (${a.failing} checks)`,
+        a.diff_lines != null ? `, ${a.diff_lines} lines` : "", `, $${Number(a.cost_usd).toFixed(4)}`)))),
   actor_restarted: (e) =>
     entry(e, "⚠", "warn", `${clean(e.actor)} crashed (${clean(e.reason)}); restarted (#${e.restarts})`),
   notice: (e) =>
