@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from agentproxy.testing.scripted_server import POSITIONAL, ScriptedServer, resolve
+from agentproxy.testing.scripted_server import POSITIONAL, Delay, Hang, ScriptedServer, waited_out
 
 _CWD_MARKER = "Primary working directory:"
 SIDE_REPLY_TEXT = "Fake session"
@@ -160,21 +160,6 @@ class Error:
     status: int
     error_type: str = "api_error"
     message: str = "Internal server error"
-
-
-@dataclass(frozen=True)
-class Hang:
-    """Accept the request and say nothing for ``seconds`` (cut short when the fake closes)."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Delay:
-    """``reply`` after ``seconds`` of silence; other requests are served meanwhile, closing the fake drops it."""
-
-    seconds: float
-    reply: Reply
 
 
 Reply = Text | ToolUse | Turn | Error | Hang | Delay | Callable[[CapturedRequest], "Reply"]
@@ -335,14 +320,8 @@ def _handler_for(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                 self._send_json(200, {})
 
         def _answer(self, request: CapturedRequest, reply: Reply) -> None:
-            if isinstance(reply, Delay):
-                if fake.closing.wait(reply.seconds):
-                    self.close_connection = True
-                else:
-                    self._answer(request, resolve(reply.reply, request))
-                return
-            if isinstance(reply, Hang):
-                fake.closing.wait(reply.seconds)
+            reply = waited_out(reply, request, fake.closing)
+            if reply is None:
                 self.close_connection = True
                 return
             self._send_reply(request, reply)

@@ -40,7 +40,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from agentproxy.testing.scripted_server import POSITIONAL, ScriptedServer, resolve
+from agentproxy.testing.scripted_server import POSITIONAL, Delay, Hang, ScriptedServer, waited_out
 
 _ROUTE = re.compile(r"^/(v1|v1beta)/models/([^/:]+):(generateContent|streamGenerateContent|countTokens)$")
 _CLI_USER_AGENT = "GeminiCLI"  # 0.61.0 sends e.g. "GeminiCLI-tui/0.61.0/gemini-3.1-pro-preview (linux; x64; terminal)"
@@ -267,23 +267,8 @@ class Status:
 
 
 @dataclass(frozen=True)
-class Hang:
-    """Read the request and say nothing for ``seconds`` (cut short when the fake closes)."""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
 class Disconnect:
     """Read the request and close the socket without an answer."""
-
-
-@dataclass(frozen=True)
-class Delay:
-    """``reply`` after ``seconds`` of silence; other requests are served meanwhile, closing the fake drops it."""
-
-    seconds: float
-    reply: Reply
 
 
 Reply = Json | RawText | FunctionCall | Status | Hang | Disconnect | Delay | Callable[[GeminiRequest], "Reply"]
@@ -422,14 +407,8 @@ def _handler_for(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
             self._send_json(404, _error_body(404, f"Requested entity was not found: {self.path}", "NOT_FOUND"))
 
         def _answer(self, request: GeminiRequest, reply: Reply) -> None:
-            if isinstance(reply, Delay):
-                if fake.closing.wait(reply.seconds):
-                    self.close_connection = True
-                else:
-                    self._answer(request, resolve(reply.reply, request))
-                return
-            if isinstance(reply, Hang):
-                fake.closing.wait(reply.seconds)
+            reply = waited_out(reply, request, fake.closing)
+            if reply is None:
                 self.close_connection = True
                 return
             if isinstance(reply, Disconnect):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from agentproxy.testing.scripted_server import POSITIONAL, ScriptedServer, resolve
+from agentproxy.testing.scripted_server import POSITIONAL, Delay, Hang, ScriptedServer, waited_out
 
 RESPONSES_PATH = "/v1/responses"
 SHELL_TOOL = "exec_command"  # codex 0.169 offers no `shell` / `shell_command`: unified exec is on by default
@@ -170,21 +170,6 @@ class Status:
     message: str = "The server had an error while processing your request. Sorry about that!"
     error_type: str | None = None
     error_code: str | None = None
-
-
-@dataclass(frozen=True)
-class Hang:
-    """Read the request and say nothing for ``seconds`` (None: until the fake closes)."""
-
-    seconds: float | None = None
-
-
-@dataclass(frozen=True)
-class Delay:
-    """``reply`` after ``seconds`` of silence; other requests are served meanwhile, closing the fake drops it."""
-
-    seconds: float
-    reply: Reply
 
 
 Reply = Text | Shell | Patch | Status | Hang | Delay | Callable[[CapturedRequest], "Reply"]
@@ -369,14 +354,8 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             return {key.lower(): value for key, value in self.headers.items()}
 
         def _answer(self, request: CapturedRequest, reply: Reply) -> None:
-            if isinstance(reply, Delay):
-                if fake.closing.wait(reply.seconds):
-                    self.close_connection = True
-                else:
-                    self._answer(request, resolve(reply.reply, request))
-                return
-            if isinstance(reply, Hang):
-                fake.closing.wait(reply.seconds)
+            reply = waited_out(reply, request, fake.closing)
+            if reply is None:
                 self.close_connection = True
                 return
             if isinstance(reply, Status):

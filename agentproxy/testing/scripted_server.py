@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -89,6 +90,34 @@ class ScriptedServer(Generic[R, P]):
 
     def describe(self, request: R) -> str:
         return repr(request)[:80]
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Read the request and say nothing for ``seconds`` (None: until the fake closes, which cuts it short)."""
+
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Delay:
+    """``reply`` after ``seconds`` of silence; other requests are served meanwhile, closing the fake drops it."""
+
+    seconds: float
+    reply: Any
+
+
+def waited_out(reply: Any, request: Any, closing: threading.Event) -> Any:
+    """The reply to send once Delays (resolved on the request) and a Hang are waited out; None: the fake
+    closed, or the reply is to hang up without an answer."""
+    while isinstance(reply, Delay):
+        if closing.wait(reply.seconds):
+            return None
+        reply = resolve(reply.reply, request)
+    if isinstance(reply, Hang):
+        closing.wait(reply.seconds)
+        return None
+    return reply
 
 
 def resolve(reply: Any, request: Any) -> Any:

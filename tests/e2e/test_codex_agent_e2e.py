@@ -14,6 +14,7 @@ import pytest
 from agentproxy.testing.codex_env import find_codex_bin, isolated_codex_env
 from agentproxy.testing.fake_openai import FakeOpenAI, Hang, Status, Text, write_file
 from agentproxy.testing.processes import processes_with
+from agentproxy.testing.projects import git, new_project, of_kind
 
 pytestmark = [
     pytest.mark.codex_cli,
@@ -24,20 +25,7 @@ pytestmark = [
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    directory = tmp_path / "project"
-    directory.mkdir()
-    git(directory, "init", "-q", "-b", "main")
-    (directory / "README.md").write_text("# project\n")
-    git(directory, "add", "-A")
-    git(directory, "commit", "-q", "-m", "start")
-    return directory
-
-
-def git(directory: Path, *args: str) -> str:
-    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
-    return subprocess.run(
-        ["git", *identity, *args], cwd=directory, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return new_project(tmp_path / "project")
 
 
 def pa(api: FakeOpenAI, tmp_path: Path, task: str, *flags: str) -> tuple[int, list[dict[str, Any]]]:
@@ -51,10 +39,6 @@ def pa(api: FakeOpenAI, tmp_path: Path, task: str, *flags: str) -> tuple[int, li
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert events and events[-1]["kind"] == "session_finished", done.stderr[-3000:]
     return done.returncode, events
-
-
-def of_kind(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [event for event in events if event["kind"] == kind]
 
 
 def test_codex_creates_a_file_and_pa_commits_it_with_what_the_turn_cost(project: Path, tmp_path: Path) -> None:

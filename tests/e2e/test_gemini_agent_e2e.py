@@ -14,6 +14,7 @@ import pytest
 from agentproxy.testing.fake_gemini import FakeGemini, Hang, RawText, Status, write_file
 from agentproxy.testing.gemini_cli_env import find_gemini_bin, isolated_gemini_env
 from agentproxy.testing.processes import processes_with
+from agentproxy.testing.projects import git, new_project, of_kind
 
 pytestmark = [
     pytest.mark.gemini_cli,
@@ -26,20 +27,7 @@ PASSED = {"passed": True, "findings": ["meets the criteria"]}
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    directory = tmp_path / "project"
-    directory.mkdir()
-    git(directory, "init", "-q", "-b", "main")
-    (directory / "README.md").write_text("# project\n")
-    git(directory, "add", "-A")
-    git(directory, "commit", "-q", "-m", "start")
-    return directory
-
-
-def git(directory: Path, *args: str) -> str:
-    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
-    return subprocess.run(
-        ["git", *identity, *args], cwd=directory, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return new_project(tmp_path / "project")
 
 
 def users_own_gemini(api: FakeGemini, tmp_path: Path) -> dict[str, str]:
@@ -63,10 +51,6 @@ def pa(env: dict[str, str], tmp_path: Path, task: str, *flags: str) -> tuple[int
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert events and events[-1]["kind"] == "session_finished", done.stderr[-3000:]
     return done.returncode, events
-
-
-def of_kind(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [event for event in events if event["kind"] == kind]
 
 
 def test_gemini_creates_a_file_and_pa_commits_it_with_what_the_turn_cost(project: Path, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from agentproxy.testing.fake_anthropic import (
     write_file,
 )
 from agentproxy.testing.fake_gemini import FakeGemini, Json
+from agentproxy.testing.projects import git, new_project, of_kind
 
 GEMINI_KEY = "AIzaSy-e2e-parallel-key-0123456789"
 RESOLVE_KEY = "A git merge in this directory stopped on conflicts"
@@ -35,20 +36,7 @@ FIX_KEY = "the review of the whole against the task found problems"
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    directory = tmp_path / "project"
-    directory.mkdir()
-    git(directory, "init", "-q", "-b", "main")
-    (directory / "README.md").write_text("# project\n")
-    git(directory, "add", "-A")
-    git(directory, "commit", "-q", "-m", "start")
-    return directory
-
-
-def git(directory: Path, *args: str) -> str:
-    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
-    return subprocess.run(
-        ["git", *identity, *args], cwd=directory, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return new_project(tmp_path / "project")
 
 
 def pa_env(api: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
@@ -73,10 +61,6 @@ def pa(
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert events and events[-1]["kind"] == "session_finished", done.stderr[-3000:]
     return done.returncode, events, done.stderr
-
-
-def of_kind(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [event for event in events if event["kind"] == kind]
 
 
 def finished(events: list[dict[str, Any]]) -> dict[str, str]:

@@ -21,28 +21,16 @@ import pytest
 from agentproxy.bridge import keys
 from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env, pa_argv
 from agentproxy.testing.fake_anthropic import CapturedRequest, Delay, FakeAnthropic, Reply, Text, ToolUse, write_file
+from agentproxy.testing.projects import git, new_project, of_kind
 
 pytestmark = pytest.mark.claude_cli
 
 SECRET = "sk-supervisor-only-4f9d2c7a1b8e6035"
 
 
-def git(directory: Path, *args: str) -> str:
-    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
-    return subprocess.run(
-        ["git", *identity, *args], cwd=directory, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    directory = tmp_path / "project"
-    directory.mkdir()
-    git(directory, "init", "-q", "-b", "main")
-    (directory / "README.md").write_text("# project\n")
-    git(directory, "add", "-A")
-    git(directory, "commit", "-q", "-m", "start")
-    return directory
+    return new_project(tmp_path / "project")
 
 
 def free_port() -> int:
@@ -402,10 +390,6 @@ def events_of(run: subprocess.Popen[str], timeout: float = 240) -> tuple[int, li
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert events and events[-1]["kind"] == "session_finished", err[-3000:]
     return run.returncode, events, err
-
-
-def of_kind(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [event for event in events if event["kind"] == kind]
 
 
 def part(number: int, total: int, title: str) -> str:

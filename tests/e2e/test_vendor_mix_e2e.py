@@ -18,6 +18,7 @@ from agentproxy.testing import fake_anthropic, fake_openai
 from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
 from agentproxy.testing.codex_env import find_codex_bin, isolated_codex_env
 from agentproxy.testing.fake_gemini import FakeGemini, Json
+from agentproxy.testing.projects import git, new_project, of_kind
 
 pytestmark = [
     pytest.mark.claude_cli,
@@ -32,20 +33,7 @@ PASSED = {"passed": True, "findings": ["meets the criteria"]}
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    directory = tmp_path / "project"
-    directory.mkdir()
-    git(directory, "init", "-q", "-b", "main")
-    (directory / "README.md").write_text("# project\n")
-    git(directory, "add", "-A")
-    git(directory, "commit", "-q", "-m", "start")
-    return directory
-
-
-def git(directory: Path, *args: str) -> str:
-    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
-    return subprocess.run(
-        ["git", *identity, *args], cwd=directory, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return new_project(tmp_path / "project")
 
 
 def pa(
@@ -72,10 +60,6 @@ def pa(
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert events and events[-1]["kind"] == "session_finished", done.stderr[-3000:]
     return done.returncode, events
-
-
-def of_kind(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [event for event in events if event["kind"] == kind]
 
 
 def session_branches(project: Path) -> list[str]:
