@@ -113,6 +113,8 @@ def prepare_run(args: dict[str, Any]) -> PreparedRun:
     screenshots = tuple(_readable_screenshots(args["screenshots"] or ()))
     context_dir = _context_dir(args["context_dir"])
     listen = listen_options(args)
+    if args["best_of"] > 1 and listen is not None and listen.local_slots == 0:
+        raise UsageError("--best-of runs its attempts on this machine: --local-slots 0 leaves it no slot")
     brain = make_brain(args["model"])
     check_store(config.store_path())
     working_dir = _working_dir(args, resume)

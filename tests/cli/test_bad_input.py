@@ -179,6 +179,10 @@ def test_a_claude_command_with_an_unclosed_quote(env: dict[str, str], tmp_path: 
         (["--agent", "gemini", "--gemini-bin", "gemini 'x"], "the Gemini CLI command (--gemini-bin / GEMINI_CLI_BIN)"),
         (["--agent-prices", "/nonexistent.toml"], "--agent-prices /nonexistent.toml: cannot read it"),
         (["--best-of", "0"], "'--best-of': 0 is not in the range"),
+        (
+            ["--best-of", "2", "--listen-insecure", "tcp://127.0.0.1:5999", "--local-slots", "0"],
+            "--best-of runs its attempts on this machine: --local-slots 0 leaves it no slot",
+        ),
     ],
 )
 def test_a_bad_agent_choice_is_one_line(

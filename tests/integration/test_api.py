@@ -223,6 +223,9 @@ def test_an_error_that_ends_a_run_is_raised_by_wait(tmp_path: Path, workdir: Pat
         ("work", {"listen": "tcp://127.0.0.1:5555"}, "listen is a ListenOptions"),
         ("work", {"session_id": "deadbeef"}, "unknown session 'deadbeef'"),
         ("work", {"screenshots": ["no-such.png"]}, "screenshot not readable: no-such.png"),
+        ("work", {"agent": "cursor"}, "unknown agent 'cursor'"),
+        ("work", {"agents": "claude,claude"}, "an agent is named twice"),
+        ("work", {"best_of": 9}, "best_of: 9 is not in the range 1<=x<=8"),
         ("", {}, "no task given"),
         ("  \n", {}, "the task is empty"),
         ("nul\0task", {}, "the task contains a NUL byte"),
@@ -245,6 +248,17 @@ def test_a_missing_agent_is_a_usage_error(tmp_path: Path, workdir: Path) -> None
     with pytest.raises(AgentNotFoundError, match="no-such-claude"):
         start_task("work", workdir, claude_bin=str(tmp_path / "no-such-claude"))
     assert not workdir.exists()
+
+
+def test_best_of_from_python_lands_one_attempt_and_the_session_lists_every_attempts_agent(
+    tmp_path: Path, workdir: Path
+) -> None:
+    agent = scripted_agent(tmp_path / "script.json", WRITE_HELLO)
+    outcome = start_task("write hello", workdir, claude_bin=agent, best_of=2).wait(timeout=120)
+    assert outcome.status == "done", outcome.reason
+    subtasks = {row.subtask_id: (row.status, row.agent) for row in agentproxy.get_session(outcome.session_id).subtasks}
+    assert subtasks.pop("1") == ("done", "")
+    assert sorted(subtasks.values()) == [("discarded", "claude"), ("done", "claude")]
 
 
 def test_get_session_of_an_unknown_id() -> None:
