@@ -136,12 +136,12 @@ class ExecWorker(SupervisedActor):
             resume=self.agent_session_id,
             model=self.options.model,
         )
-        ref = self.actor_ref
+        ref, env = self.actor_ref, self.environment()
         try:
             process = AgentProcess(
                 argv,
                 cwd=self.cwd,
-                env=self.environment(),
+                env=env,
                 stdin=False,
                 on_lines=lambda lines: tell_quietly(
                     ref, AgentLines(lines=[line.decode("utf-8", "replace") for line in lines], pid=process.pid)
@@ -152,6 +152,7 @@ class ExecWorker(SupervisedActor):
             self.fail_turn(str(exc))
             return
         self.process = process
+        self.model = self.model or self.backend.configured_model(env)
         self.clock.start(time.monotonic())
         if self.ticker is None:
             tick = functools.partial(tell_quietly, ref, WatchdogTick())
@@ -218,7 +219,7 @@ class ExecWorker(SupervisedActor):
         started = AgentStarted(
             subtask_id=self.subtask_id,
             agent_session_id=session_id,
-            model=model,
+            model=self.model,
             cwd=str(self.cwd),
             agent=self.backend.name,
         )

@@ -114,6 +114,10 @@ class ExecBackend(AgentBackend):
     @abc.abstractmethod
     def reader(self) -> StreamReader: ...
 
+    def configured_model(self, env: Mapping[str, str]) -> str:
+        """The model the user's own configuration of the CLI picks, where its stream does not say it."""
+        return ""
+
 
 def resolve_command(spec: str, backend: AgentBackend) -> list[str]:
     """spec (may hold arguments, shell-quoted) as argv with its executable found on PATH."""

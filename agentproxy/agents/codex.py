@@ -173,5 +173,15 @@ class CodexBackend(ExecBackend):
     def reader(self) -> StreamReader:
         return CodexStream()
 
+    def configured_model(self, env: Mapping[str, str]) -> str:
+        """`model` of $CODEX_HOME/config.toml (default ~/.codex): what the turn's tokens are priced as."""
+        home = env.get("CODEX_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".codex")
+        try:
+            config = msgspec.toml.decode((Path(home) / "config.toml").read_bytes(), type=dict[str, Any])
+        except (OSError, msgspec.DecodeError):
+            return ""  # no configuration, or one codex itself will complain about
+        model = config.get("model")
+        return model if isinstance(model, str) else ""
+
 
 CODEX = CodexBackend()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agentproxy.testing.codex_env import find_codex_bin, isolated_codex_env
+from agentproxy.testing.codex_env import DEFAULT_MODEL, find_codex_bin, isolated_codex_env
 from agentproxy.testing.fake_openai import FakeOpenAI, Hang, Status, Text, write_file
 from agentproxy.testing.processes import processes_with
 from agentproxy.testing.projects import git, new_project, of_kind
@@ -50,6 +50,7 @@ def test_codex_creates_a_file_and_pa_commits_it_with_what_the_turn_cost(project:
     started = of_kind(events, "agent_started")
     assert [(e["agent"], e["cwd"]) for e in started] == [("codex", str(project))]
     assert started[0]["agent_session_id"] == api.requests[0].thread_id
+    assert started[0]["model"] == DEFAULT_MODEL == api.requests[0].body["model"], "the user's Codex configuration"
     assert [e["tool"] for e in of_kind(events, "agent_used_tool")] == ["shell"]
     finished = of_kind(events, "agent_finished")[-1]
     assert finished["result"] == "Created hello.txt." and finished["usage"]["input_tokens"] > 0
