@@ -5,7 +5,8 @@ The CLI's stdout lines arrive as AgentLines from a reader thread and its backend
 them into vendor-neutral readings; a ticker tells WatchdogTick, on which the worker decides whether the
 agent is silent or over its time. These CLIs have no channel for questions or tool approvals while a
 turn runs: a final answer that is really a question goes to the Clarifier and its answer is the next
-turn; an agent that repeats itself is stopped and resumed with a refocus once, then failed as stuck.
+turn; an agent that repeats itself is stopped and resumed with a refocus once, then failed as stuck; a
+turn ended by a rate or usage limit pauses on a timer and then continues the same agent session.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from agentproxy.actors.base import CLARIFIER, DISPATCHER, Directory, SupervisedA
 from agentproxy.agents import backend as readings
 from agentproxy.agents.backend import ExecBackend, StreamReader, TurnEnded
 from agentproxy.agents.clarifications import Clarifications, Steps
-from agentproxy.agents.claude_turns import AgentActivity, tool_detail
+from agentproxy.agents.claude_turns import CONTINUE_AFTER_PAUSE, AgentActivity, tool_detail
 from agentproxy.agents.process import AgentProcess
 from agentproxy.agents.session_costs import SessionCosts
-from agentproxy.agents.turn_clock import Ticker, TurnClock
+from agentproxy.agents.turn_clock import Pauses, PauseTooLong, Ticker, TurnClock
 from agentproxy.child_env import SUPERVISOR_VARIABLES, child_environment
 from agentproxy.errors import AgentError
 from agentproxy.messages import (
@@ -41,6 +42,7 @@ from agentproxy.messages import (
     FollowUp,
     Interrupt,
     Notice,
+    PauseOver,
     Restarted,
     RunSubtask,
     SpawnAgent,
@@ -51,6 +53,7 @@ from agentproxy.messages import (
     WatchdogTick,
 )
 from agentproxy.options import RunOptions
+from agentproxy.rate_limits import Limit, limit_of
 
 WATCHDOG_TICK_S = 0.25
 EXIT_AFTER_END_S = 10.0  # a CLI that said its turn is over gets this long to save its session and exit
@@ -72,6 +75,7 @@ class ExecWorker(SupervisedActor):
         self.model = options.model or ""
         self.turn_open = False
         self.last_turn = ""
+        self.subtask_prompt = ""  # the subtask's first turn: a new session after a failed resume is told it again
         self.resuming: str | None = None  # the agent session this turn resumed, until a turn of it goes through
         self.ended: TurnEnded | None = None  # what the turn's stream said, while the process exits
         self.ended_at = 0.0
@@ -79,6 +83,8 @@ class ExecWorker(SupervisedActor):
         self.activity = AgentActivity(options.stuck_repeats)
         self.clarifications = Clarifications(name, options, self.activity)
         self.clock = TurnClock(options.silence_timeout_s, options.agent_timeout_s)
+        over = functools.partial(tell_quietly, self.actor_ref)  # on the pause's timer thread
+        self.pauses = Pauses(options.rate_limit_first_wait_s, options.rate_limit_max_wait_s, on_over=over)
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -91,6 +97,7 @@ class ExecWorker(SupervisedActor):
                     message.subtask.id, message.task, message.cwd, message.env, message.resume_agent_session
                 )
                 self.costs.total_usd = max(self.costs.total_usd, message.cost_so_far_usd)
+                self.subtask_prompt = message.prompt
                 self.start_turn(message.prompt)
             case FollowUp(instruction=instruction):
                 self.start_turn(instruction)
@@ -102,6 +109,10 @@ class ExecWorker(SupervisedActor):
                 self.on_exited(code)
             case WatchdogTick():
                 self.on_tick()
+            case PauseOver(pause=pause) if self.pauses.is_current(pause):
+                self.pauses.end()
+                if self.turn_open:
+                    self.start_turn(CONTINUE_AFTER_PAUSE.format(reason=self.pauses.reason))
             case Answer():
                 self.carry_out(self.clarifications.answered(message))
             case Restarted(name=name) if name == CLARIFIER:
@@ -171,6 +182,7 @@ class ExecWorker(SupervisedActor):
             self.process = None
 
     def release(self) -> None:
+        self.pauses.end()
         if self.ticker is not None:
             self.ticker.stop()
             self.ticker = None
@@ -182,7 +194,8 @@ class ExecWorker(SupervisedActor):
             self.stop_process()  # it said its turn is over and lingers: done all the same
             self.finish(self.ended)
             return
-        reason = self.clock.overrun(now, turn_open=self.turn_open, waiting=bool(self.clarifications), paused=False)
+        waiting, paused = bool(self.clarifications), self.pauses.active
+        reason = self.clock.overrun(now, turn_open=self.turn_open, waiting=waiting, paused=paused)
         if reason is not None:
             self.fail_turn(reason)
 
@@ -252,10 +265,13 @@ class ExecWorker(SupervisedActor):
             return
         if ended.ok:
             self.resuming = None
+            self.pauses.went_through()
             if (asking := self.clarifications.final_answer(ended.text, self.subtask_id, self.task)) is not None:
                 self.carry_out(asking)
             else:
                 self.report(SubtaskDone(subtask_id=self.subtask_id, ok=True, summary=ended.text))
+        elif (limit := limit_of(ended.api_error_status, "", ended.error, None, time.time())) is not None:
+            self.pause(limit)
         elif self.resuming and not ended.input_tokens:
             self.start_afresh(ended.error)  # the CLI could not take the session up again: nothing was spent in it
         else:
@@ -278,11 +294,16 @@ class ExecWorker(SupervisedActor):
         self.tell(DISPATCHER, Spent(usd=cost, subtask_id=self.subtask_id, session_total_usd=self.costs.total_usd))
 
     def start_afresh(self, why: str) -> None:
+        """The CLI cannot take the session up again (it never saved it, or a kill cut it): a new one starts in
+        the same tree, told the subtask and then the turn it was to take."""
         self.record(Notice(level="warning", text=f"[{self.subtask_id}] agent session {self.resuming} could not be"
                            f" resumed ({why}); a new session takes the turn"))  # fmt: skip
         self.agent_session_id = None
         self.costs.new_session()
-        self.start_turn(self.last_turn)
+        turn = self.last_turn
+        if self.subtask_prompt and turn != self.subtask_prompt:
+            turn = f"{self.subtask_prompt}\n\n{turn}"
+        self.start_turn(turn)
 
     # -- loops, failures, questions --------------------------------------------------------
 
@@ -297,8 +318,16 @@ class ExecWorker(SupervisedActor):
         if (refocus := self.activity.refocus_turn()) is not None:
             self.start_turn(refocus)
 
+    def pause(self, limit: Limit) -> None:
+        """Wait out a rate or usage limit on a timer, then continue the same agent session; not an attempt."""
+        try:
+            self.record(self.pauses.begin(limit, self.subtask_id, time.time()))
+        except PauseTooLong as exc:
+            self.fail_turn(str(exc))
+
     def fail_turn(self, reason: str) -> None:
         """Kill the agent and report the subtask failed, once per turn."""
+        self.pauses.end()
         self.stop_process()
         self.ended = None
         if not self.turn_open:

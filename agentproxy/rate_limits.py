@@ -18,7 +18,8 @@ LIMIT_ERROR_TYPES = frozenset({"rate_limit_error", "overloaded_error"})
 BACKOFF_CAP_S = 900.0
 JITTER = 0.2
 _LIMIT_TEXT = re.compile(
-    r"rate[ _-]?limit|overloaded|usage limit|limit reached|hit your limit|too many requests|quota exceeded",
+    r"rate[ _-]?limit|overloaded|usage limit|limit reached|hit your limit|too many requests|quota exceeded"
+    r"|resource[ _]exhausted",
     re.IGNORECASE,
 )
 _EPOCH = re.compile(r"\|\s*(\d{10})\b")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,24 @@ def test_a_hung_gemini_is_killed_by_the_watchdog(project: Path, tmp_path: Path) 
     assert code == 1
     assert "silent for 4s" in events[-1]["reason"], events[-1]["reason"]
     assert not processes_with(f"HOME={tmp_path / 'gemini-home'}"), "the watchdog killed the agent's process group"
+
+
+def test_a_quota_error_pauses_the_agent_until_it_lifts_then_the_work_goes_on(project: Path, tmp_path: Path) -> None:
+    lifts_at = int(time.time()) + 8  # the API says when: "|<epoch>", as Anthropic's usage limits do
+    script = [
+        Status(429, f"Quota exceeded for this minute|{lifts_at}"),
+        write_file("hello.txt", "hello\n"),
+        RawText("Done."),
+    ]
+    with FakeGemini(*script) as api:
+        code, events = pa(users_own_gemini(api, tmp_path), tmp_path, "create hello.txt")
+        continued = api.requests[1]
+    assert code == 0, events[-1]
+    [paused] = of_kind(events, "agent_paused")
+    assert "Quota exceeded" in paused["reason"] and paused["until"] == pytest.approx(lifts_at, abs=1)
+    assert continued.received_at >= api.requests[0].received_at + 2, "it waited for the quota to lift"
+    # The CLI saves no session whose first request failed: a new one is told the task, then to go on.
+    assert "The API limit that stopped your last turn has passed" in continued.last_user_text
+    assert "create hello.txt" in continued.task_text
+    assert (project / "hello.txt").read_text() == "hello\n"
+    assert not of_kind(events, "follow_up_sent"), "a pause is not an attempt"
