@@ -27,7 +27,7 @@ from agentproxy.agents.claude_turns import CONTINUE_AFTER_PAUSE, AgentActivity, 
 from agentproxy.agents.process import AgentProcess
 from agentproxy.agents.session_costs import SessionCosts
 from agentproxy.agents.turn_clock import Pauses, PauseTooLong, Ticker, TurnClock
-from agentproxy.child_env import SUPERVISOR_VARIABLES, child_environment
+from agentproxy.child_env import BRAIN_KEY_VARIABLES, child_environment
 from agentproxy.errors import AgentError
 from agentproxy.messages import (
     AgentExited,
@@ -65,6 +65,7 @@ class ExecWorker(SupervisedActor):
         self.options = options
         self.backend = backend
         self.process: AgentProcess | None = None
+        self.processes_started = 0  # the current process's number: what an old one still says is ignored
         self.reader: StreamReader | None = None
         self.ticker: Ticker | None = None
         self.subtask_id = ""
@@ -101,11 +102,13 @@ class ExecWorker(SupervisedActor):
                 self.start_turn(message.prompt)
             case FollowUp(instruction=instruction):
                 self.start_turn(instruction)
-            case AgentLines(lines=lines, pid=pid) if self.is_current(pid):
+            case AgentLines(lines=lines, process=number):
                 with self.recording_together():
                     for line in lines:
+                        if not self.is_current(number):
+                            break  # a loop or a limit ended this process's turn: the rest of its lines is moot
                         self.on_line(line)
-            case AgentExited(returncode=code, pid=pid) if self.is_current(pid):
+            case AgentExited(returncode=code, process=number) if self.is_current(number):
                 self.on_exited(code)
             case WatchdogTick():
                 self.on_tick()
@@ -130,8 +133,8 @@ class ExecWorker(SupervisedActor):
         self.subtask_id, self.task, self.cwd, self.project_env = subtask_id, task, Path(cwd), env
         self.agent_session_id = resume or self.agent_session_id
 
-    def is_current(self, pid: int) -> bool:
-        return self.process is not None and self.process.pid == pid
+    def is_current(self, number: int) -> bool:
+        return self.process is not None and number == self.processes_started
 
     # -- a turn is a process -----------------------------------------------------------------
 
@@ -148,21 +151,21 @@ class ExecWorker(SupervisedActor):
             model=self.options.model,
         )
         ref, env = self.actor_ref, self.environment()
+        self.processes_started = number = self.processes_started + 1
         try:
-            process = AgentProcess(
+            self.process = AgentProcess(
                 argv,
                 cwd=self.cwd,
                 env=env,
                 stdin=False,
                 on_lines=lambda lines: tell_quietly(
-                    ref, AgentLines(lines=[line.decode("utf-8", "replace") for line in lines], pid=process.pid)
+                    ref, AgentLines(lines=[line.decode("utf-8", "replace") for line in lines], process=number)
                 ),
-                on_exit=lambda code: tell_quietly(ref, AgentExited(returncode=code, pid=process.pid)),
+                on_exit=lambda code: tell_quietly(ref, AgentExited(returncode=code, process=number)),
             )
         except AgentError as exc:
             self.fail_turn(str(exc))
             return
-        self.process = process
         self.model = self.model or self.backend.configured_model(env)
         self.clock.start(time.monotonic())
         if self.ticker is None:
@@ -171,7 +174,7 @@ class ExecWorker(SupervisedActor):
 
     def environment(self) -> dict[str, str]:
         """The user's environment without the supervisor's keys, unless the user shares the Gemini key."""
-        shared = {key: os.environ[key] for key in SUPERVISOR_VARIABLES if key in os.environ}
+        shared = {key: os.environ[key] for key in BRAIN_KEY_VARIABLES if key in os.environ}
         base = child_environment(self.options.agent_env)
         env = self.backend.environment(base, brain_key=shared if self.options.share_gemini_key else {})
         return {**env, **self.project_env}

@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+# The brain's key and endpoint: --share-gemini-key gives them to the Gemini CLI agent.
+BRAIN_KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL")
 # What launch.make_brain and agentproxy/brain/gemini.py read (not imported: the brain imports checks).
-SUPERVISOR_VARIABLES = frozenset(
-    {"GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "AGENTPROXY_GEMINI_MODEL", "AGENTPROXY_PROMPT_CHARS"}
-)
+SUPERVISOR_VARIABLES = frozenset({*BRAIN_KEY_VARIABLES, "AGENTPROXY_GEMINI_MODEL", "AGENTPROXY_PROMPT_CHARS"})
 
 
 def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:

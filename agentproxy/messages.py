@@ -801,12 +801,12 @@ class AgentLines(Msg, tag="agent_lines", frozen=True):
     """A worker's reader thread -> its worker: the agent's stdout lines read at once (one or thousands)."""
 
     lines: list[str]
-    pid: int = 0  # the process that printed them: a worker that runs a process per turn ignores an old one's
+    process: int = 0  # which of the worker's processes printed them: one per turn ignores an old one's
 
 
 class AgentExited(Msg, tag="agent_exited", frozen=True):
     returncode: int | None
-    pid: int = 0
+    process: int = 0
 
 
 class WatchdogTick(Msg, tag="watchdog_tick", frozen=True):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agentproxy.testing.codex_env import DEFAULT_MODEL, find_codex_bin, isolated_codex_env
-from agentproxy.testing.fake_openai import FakeOpenAI, Hang, Status, Text, write_file
+from agentproxy.testing.fake_openai import CapturedRequest, FakeOpenAI, Hang, Shell, Status, Text, write_file
 from agentproxy.testing.processes import processes_with
 from agentproxy.testing.projects import git, new_project, of_kind
 
@@ -91,3 +91,20 @@ def test_a_hung_codex_is_killed_by_the_watchdog_and_leaves_no_process(project: P
     assert "silent for 3s" in events[-1]["reason"], events[-1]["reason"]
     leftovers = processes_with(f"CODEX_HOME={tmp_path / 'codex-home' / '.codex'}")
     assert not leftovers, "the watchdog killed the agent's whole process group"
+
+
+def test_a_codex_repeating_a_failing_command_is_stopped_and_refocused_in_the_same_thread(
+    project: Path, tmp_path: Path
+) -> None:
+    def reply(request: CapturedRequest) -> Any:
+        if "You are repeating yourself" not in request.last_user_text:
+            return Shell("false")  # the same failing call, again and again
+        return Text("Created hello.txt another way.") if request.tool_outputs else write_file("hello.txt", "hi\n")
+
+    with FakeOpenAI(default=reply) as api:
+        code, events = pa(api, tmp_path, "create hello.txt")
+        threads = {request.thread_id for request in api.requests}
+    assert code == 0, events[-1]
+    assert [(e["action"], "false" in e["pattern"]) for e in of_kind(events, "stuck")] == [("refocus", True)]
+    assert len(threads) == 1, "the refocus resumed the same thread"
+    assert (project / "hello.txt").read_text() == "hi\n"
