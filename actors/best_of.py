@@ -73,8 +73,8 @@ class Races:
     def holds(self, attempt: SubtaskState, review: ReviewDone) -> bool:
         """Hold a decisive review of an attempt while its race is open; False: the race is decided, judge it."""
         race = self.races[attempt.race]
-        if race.chosen or race.picking:
-            return not race.chosen
+        if race.chosen:
+            return False
         attempt.status = "held"
         race.held[attempt.id] = review
         self.decide_when_all_in(race)

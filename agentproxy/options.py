@@ -43,9 +43,8 @@ class RunOptions:
     listen: ListenOptions | None = None  # --listen: remote workers take subtasks through the bridge
     agents: tuple[str, ...] = ("claude",)  # --agent / --agents: the backends subtasks may go to; the first by default
     vendor_commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the other backends' commands
-    agent_prices: Prices = field(
-        default_factory=lambda: DEFAULT_PRICES
-    )  # what tokens cost per vendor and model (agents.prices)
+    # What tokens cost per vendor and model (agents.prices).
+    agent_prices: Prices = field(default_factory=lambda: DEFAULT_PRICES)
     share_gemini_key: bool = False  # --share-gemini-key: the Gemini CLI agent gets the brain's key
     best_of: int = 1  # --best-of: attempts at each subtask at once; the best verified one lands
 
