@@ -108,3 +108,16 @@ def test_a_codex_repeating_a_failing_command_is_stopped_and_refocused_in_the_sam
     assert [(e["action"], "false" in e["pattern"]) for e in of_kind(events, "stuck")] == [("refocus", True)]
     assert len(threads) == 1, "the refocus resumed the same thread"
     assert (project / "hello.txt").read_text() == "hi\n"
+
+
+def test_codex_turns_count_against_the_budget_at_the_users_prices(project: Path, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text("[codex]\ndefault = { input = 1000.0, output = 1000.0 }\n")  # dear enough to spend it in a turn
+    with FakeOpenAI(write_file("hello.txt", "hello\n"), Text("Created hello.txt.")) as api:
+        code, events = pa(api, tmp_path, "create hello.txt", "--agent-prices", str(prices), "--max-budget-usd", "0.5")
+        tokens = sum(r.usage["input_tokens"] + r.usage["output_tokens"] for r in api.requests if r.usage)
+    assert code == 1
+    assert events[-1]["status"] == "budget" and "budget" in events[-1]["reason"], events[-1]
+    [finished] = of_kind(events, "agent_finished")
+    assert finished["usage"]["cost_usd"] == pytest.approx(tokens * 1000.0 / 1e6)
+    assert events[-1]["cost_usd"] == pytest.approx(finished["usage"]["cost_usd"]) and events[-1]["cost_usd"] > 0.5
