@@ -150,7 +150,9 @@ def describe(event: Event) -> str | None:
         case AgentFinished(subtask_id=sid, is_error=True, result=result):
             return f"[{sid}]   agent failed: {clip(result)}"
         case AgentFinished(subtask_id=sid, usage=usage, num_turns=turns):
-            return f"[{sid}]   agent finished its turn ({turns} model turns, ${usage.cost_usd:.4f})"
+            # Only Claude Code counts its model turns; the other CLIs report tokens.
+            used = f"{turns} model turns" if turns else f"{usage.input_tokens + usage.output_tokens} tokens"
+            return f"[{sid}]   agent finished its turn ({used}, ${usage.cost_usd:.4f})"
         case ChecksRan(subtask_id=sid, results=results, verdicts=verdicts) if verdicts:
             marks = ", ".join(
                 f"{_KIND_MARK[v.kind]} {r.command} ({r.duration_s:.1f}s)"
