@@ -17,7 +17,7 @@ TYPECHECK_TREE := build/typecheck
 # Real agents' final messages, labelled (see ../shared/data/README.md); read, never copied here.
 QUESTIONS_DATA ?= ../shared/data/agent-final-answers.jsonl
 
-.PHONY: demo test test-fast lint bench chaos install dev claude clean
+.PHONY: demo test test-fast lint bench chaos install dev agents claude clean
 
 demo: $(VENV)/.installed
 	$(BIN)/pa --demo
@@ -64,7 +64,8 @@ bench: $(VENV)/.dev-installed $(AGENT_CLIS)
 
 install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
-claude: $(AGENT_CLIS)
+agents: $(AGENT_CLIS)
+claude: agents  # the older name of the same target
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -41,7 +41,7 @@ def isolated_claude_env(base_url: str, home: Path) -> dict[str, str]:
 
 
 def find_claude_bin() -> str | None:
-    """CLAUDE_BIN, else the repo's pinned npm install (``make claude``), else ``claude`` on PATH."""
+    """CLAUDE_BIN, else the repo's pinned npm install (``make agents``), else ``claude`` on PATH."""
     if configured := os.environ.get("CLAUDE_BIN"):
         return configured
     pinned = _REPO_ROOT / ".tools" / "node_modules" / ".bin" / "claude"

@@ -24,7 +24,7 @@ EXEC_FLAGS = ("--json", "--skip-git-repo-check", "--dangerously-bypass-approvals
 
 
 def find_codex_bin() -> str | None:
-    """CODEX_BIN, else the repo's pinned npm install (``make claude``), else ``codex`` on PATH."""
+    """CODEX_BIN, else the repo's pinned npm install (``make agents``), else ``codex`` on PATH."""
     if configured := os.environ.get("CODEX_BIN"):
         return configured
     pinned = _REPO_ROOT / ".tools" / "node_modules" / ".bin" / "codex"

@@ -108,7 +108,7 @@ def best_of_figure(codex: str, root: Path) -> tuple[float, float]:
 def main() -> int:
     codex, gemini = find_codex_bin(), find_gemini_bin()
     if codex is None or gemini is None:
-        print("the Codex and Gemini CLIs are not installed (make claude)", file=sys.stderr)
+        print("the Codex and Gemini CLIs are not installed (make agents)", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="bench-agents-") as tmp:
         root = Path(tmp)

@@ -115,7 +115,7 @@ def main() -> int:
     rows = [("pa --help", 'python -c "import typer"', *help_figure(), 1.5)]
     claude = find_claude_bin()
     if claude is None:
-        print("claude not installed (make claude): skipping the orchestration figure", file=sys.stderr)
+        print("claude not installed (make agents): skipping the orchestration figure", file=sys.stderr)
     else:
         with tempfile.TemporaryDirectory(prefix="agentproxy-bench-") as root:
             rows.append(("pa one-file task", "claude -p alone", *orchestration_figure(claude, Path(root)), 1.5))

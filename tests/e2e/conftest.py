@@ -19,4 +19,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "tests/e2e/" in item.nodeid and not other_vendor:
             item.add_marker(pytest.mark.claude_cli)
             if missing:
-                item.add_marker(pytest.mark.skip(reason="the Claude Code CLI is not installed (make claude)"))
+                item.add_marker(pytest.mark.skip(reason="the Claude Code CLI is not installed (make agents)"))

@@ -34,7 +34,7 @@ from agentproxy.testing.fake_openai import (
 pytestmark = [
     pytest.mark.codex_cli,
     pytest.mark.timeout(90),
-    pytest.mark.skipif(find_codex_bin() is None, reason="the Codex CLI is not installed (make claude)"),
+    pytest.mark.skipif(find_codex_bin() is None, reason="the Codex CLI is not installed (make agents)"),
 ]
 
 RUN_TIMEOUT_S = 60
