@@ -8,15 +8,15 @@ a dummy key, and every optional network feature switched off.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from agentproxy.agents.claude import CLAUDE
 from agentproxy.options import RunOptions
+from agentproxy.testing.pinned_clis import find_cli
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 _DROPPED_PREFIXES = ("CLAUDE_CODE_", "ANTHROPIC_")
 _FIXED = {
     "ANTHROPIC_API_KEY": "sk-ant-fake-key",
@@ -41,11 +41,7 @@ def isolated_claude_env(base_url: str, home: Path) -> dict[str, str]:
 
 
 def find_claude_bin() -> str | None:
-    """CLAUDE_BIN, else the repo's pinned npm install (``make agents``), else ``claude`` on PATH."""
-    if configured := os.environ.get("CLAUDE_BIN"):
-        return configured
-    pinned = _REPO_ROOT / ".tools" / "node_modules" / ".bin" / "claude"
-    return str(pinned) if pinned.exists() else shutil.which("claude")
+    return find_cli(CLAUDE)
 
 
 def fake_api_options(base_url: str, working_dir: Path, home: Path, **overrides: Any) -> RunOptions:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+from agentproxy.agents.codex import CODEX
+from agentproxy.testing.pinned_clis import find_cli
+
 _DROPPED_PREFIXES = ("OPENAI_", "CODEX_")
 KEY_VARIABLE = "FAKE_OPENAI_KEY"
 # A model in codex's bundled catalog: an unknown one (e.g. gpt-5) adds an `error` item to every run.
@@ -24,11 +25,7 @@ EXEC_FLAGS = ("--json", "--skip-git-repo-check", "--dangerously-bypass-approvals
 
 
 def find_codex_bin() -> str | None:
-    """CODEX_BIN, else the repo's pinned npm install (``make agents``), else ``codex`` on PATH."""
-    if configured := os.environ.get("CODEX_BIN"):
-        return configured
-    pinned = _REPO_ROOT / ".tools" / "node_modules" / ".bin" / "codex"
-    return str(pinned) if pinned.exists() else shutil.which("codex")
+    return find_cli(CODEX)
 
 
 def codex_config(base_url: str, model: str = DEFAULT_MODEL) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+from agentproxy.agents.gemini_cli import GEMINI_CLI
+from agentproxy.testing.pinned_clis import find_cli
+
 _DROPPED_PREFIXES = ("GEMINI_", "GOOGLE_")
 FAKE_API_KEY = "fake-gemini-key"
 _FIXED = {
@@ -50,8 +51,4 @@ def isolated_gemini_env(base_url: str, home: Path) -> dict[str, str]:
 
 
 def find_gemini_bin() -> str | None:
-    """GEMINI_CLI_BIN, else the repo's pinned npm install, else ``gemini`` on PATH."""
-    if configured := os.environ.get("GEMINI_CLI_BIN"):
-        return configured
-    pinned = _REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gemini"
-    return str(pinned) if pinned.exists() else shutil.which("gemini")
+    return find_cli(GEMINI_CLI)

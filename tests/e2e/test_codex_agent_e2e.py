@@ -19,7 +19,6 @@ from agentproxy.testing.projects import git, new_project, of_kind
 pytestmark = [
     pytest.mark.codex_cli,
     pytest.mark.timeout(180),
-    pytest.mark.skipif(find_codex_bin() is None, reason="the Codex CLI is not installed (make agents)"),
 ]
 
 

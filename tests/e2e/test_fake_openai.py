@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import pytest
 
-from agentproxy.testing.codex_env import codex_exec_argv, find_codex_bin, isolated_codex_env
+from agentproxy.testing.codex_env import codex_exec_argv, isolated_codex_env
 from agentproxy.testing.fake_openai import (
     SHELL_TOOL,
     CapturedRequest,
@@ -34,7 +34,6 @@ from agentproxy.testing.fake_openai import (
 pytestmark = [
     pytest.mark.codex_cli,
     pytest.mark.timeout(90),
-    pytest.mark.skipif(find_codex_bin() is None, reason="the Codex CLI is not installed (make agents)"),
 ]
 
 RUN_TIMEOUT_S = 60

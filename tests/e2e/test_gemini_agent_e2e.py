@@ -20,7 +20,6 @@ from agentproxy.testing.projects import git, new_project, of_kind
 pytestmark = [
     pytest.mark.gemini_cli,
     pytest.mark.timeout(180),
-    pytest.mark.skipif(find_gemini_bin() is None, reason="the Gemini CLI is not installed (make agents)"),
 ]
 BRAIN_KEY = "AIzaSy-e2e-brain-key-0123456789abcdef"
 PASSED = {"passed": True, "findings": ["meets the criteria"]}
