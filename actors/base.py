@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -119,6 +119,23 @@ class SupervisedActor(pykka.ThreadingActor):
         if self.unrecorded:
             self.directory.tell(CONTEXT_KEEPER, RecordAll(events=self.unrecorded))
             self.unrecorded = []
+
+    def run_aside(self, handler: Callable[[Any], None], request: Any, slots: threading.Semaphore) -> threading.Thread:
+        """handler(request) on a thread of its own once one of slots is free, so the mailbox stays free.
+
+        A crash there is this actor's crash: the exception is told to the actor, whose on_receive raises it.
+        """
+
+        def run() -> None:
+            with slots:
+                try:
+                    handler(request)
+                except Exception as exc:
+                    tell_quietly(self.actor_ref, exc)
+
+        thread = threading.Thread(target=run, name=f"{self.name}-{type(request).__name__.lower()}", daemon=True)
+        thread.start()
+        return thread
 
     def release(self) -> None:
         """Free external resources (processes, files). Called on stop and on failure."""

@@ -5,7 +5,9 @@ the start and commits the run's work at the end. Isolated (subtasks side by side
 subtask a worktree on ``agentproxy/<session>/<subtask>`` under the data directory, merges each
 verified branch into ``agentproxy/<session>/result`` in an integration worktree, one merge at a
 time (while an agent resolves a conflict there, the next merges wait), and lands the verified
-result on the user's branch. Worktrees of merged work are removed; a failed subtask's are kept.
+result on the user's branch. Worktrees of merged work are removed, after the merge is answered; a
+failed subtask's are kept. Trees are made on threads of their own, a few at once: each is its own
+directory and branch, and a big checkout must not hold up the merges or the other subtasks' starts.
 What git knows (a merge in progress, a merge commit) it asks git, so that a restarted instance
 knows it too.
 """
@@ -13,11 +15,16 @@ knows it too.
 from __future__ import annotations
 
 import collections
+import os
 import re
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentproxy.actors.base import BRIDGE, DISPATCHER, Directory, SupervisedActor
+import msgspec
+from agentproxy.actors.base import BRIDGE, DISPATCHER, Directory, SupervisedActor, tell_quietly
 
 from agentproxy import config
 from agentproxy.errors import WorkspaceError
@@ -47,6 +54,8 @@ from agentproxy.workspace import Workspace
 from agentproxy.worktrees import CONFLICT, RESULT, SessionWorktrees, run_git
 
 _UNSAFE_IN_BRANCH = re.compile(r"[^A-Za-z0-9._-]+")
+# At the run's end, how long the work on trees still going on is waited for: within the Dispatcher's wait for Release.
+TREE_WORK_WAIT_S = 5.0
 
 
 class Integrator(SupervisedActor):
@@ -62,6 +71,9 @@ class Integrator(SupervisedActor):
         self.landed_on_branch = False  # the result is on the user's branch: its own branch can go
         self.merged_users_branch = False  # the user's branch moved, and was merged into the result
         self.waiting: collections.deque[Integrate] = collections.deque()
+        self.merged_trees: list[tuple[str, str]] = []  # (worktree name, subtask id): merged, to remove
+        self.tree_slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
+        self.aside: list[threading.Thread] = []  # trees being made or removed: waited for before the run's trees go
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -70,9 +82,11 @@ class Integrator(SupervisedActor):
             case BeginRun():
                 self.begin_again(message)
             case MakeTree():
-                self.reply(self.make_tree(message))
+                self.tree_work(self.answer_make_tree, message)
             case FetchResult():
                 self.directory.tell(BRIDGE, self.fetch_result(message))
+            case Integrate(conclude=False, integration=False, committed=False) if self.worktrees is not None:
+                self.tree_work(self.commit_aside, message)
             case Integrate():
                 self.on_integrate(message)
             case Land(task=task):
@@ -81,6 +95,8 @@ class Integrator(SupervisedActor):
                 self.discard(subtask_id)
             case Release(status=status, merged=merged):
                 return self.release_run(status, merged)
+            case Exception():
+                raise message  # from a thread making a tree: a crash of this actor's work
         return None
 
     def reply(self, message: Any) -> None:
@@ -128,6 +144,14 @@ class Integrator(SupervisedActor):
 
     # -- trees -----------------------------------------------------------------------------
 
+    def tree_work(self, handler: Callable[[Any], None], request: Any) -> None:
+        """Work on one subtask's own tree, on a thread beside the others' (the merges stay on this one)."""
+        self.aside = [thread for thread in self.aside if thread.is_alive()]
+        self.aside.append(self.run_aside(handler, request, self.tree_slots))
+
+    def answer_make_tree(self, make: MakeTree) -> None:
+        self.reply(self.make_tree(make))
+
     def make_tree(self, make: MakeTree) -> TreeReady:
         try:
             if self.worktrees is None:
@@ -149,8 +173,11 @@ class Integrator(SupervisedActor):
                 start = self.worktrees.head(RESULT)
                 branch = self.worktrees.start_branch(name, start)
                 return TreeReady(subtask_id=make.subtask_id, base_commit=start, branch=branch)
-            cwd = self.create(name, self.worktrees.head(RESULT), subtask_id=make.subtask_id)
-            return TreeReady(subtask_id=make.subtask_id, cwd=str(cwd), base_commit=self.worktrees.head(name))
+            start = self.worktrees.head(RESULT)
+            fresh = not self.resumed and not self.worktrees.path(name).is_dir()
+            cwd = self.create(name, start, subtask_id=make.subtask_id)
+            base = start if fresh else self.worktrees.head(name)  # an older branch may have gone on from its start
+            return TreeReady(subtask_id=make.subtask_id, cwd=str(cwd), base_commit=base)
         except WorkspaceError as exc:
             return TreeReady(subtask_id=make.subtask_id, error=str(exc))
 
@@ -184,6 +211,18 @@ class Integrator(SupervisedActor):
 
     # -- merging ---------------------------------------------------------------------------
 
+    def commit_aside(self, integrate: Integrate) -> None:
+        """Commit a subtask's work in its own worktree, beside the others' commits; then merge it, in turn."""
+        assert self.worktrees is not None
+        tree = self.worktrees.path(branch_name(integrate.subtask_id))
+        if tree.is_dir():  # not when it ran remotely: its branch came committed
+            try:
+                self.commit(tree, integrate.title)
+            except WorkspaceError as exc:
+                self.reply(Integrated(subtask_id=integrate.subtask_id, error=str(exc)))
+                return
+        tell_quietly(self.actor_ref, msgspec.structs.replace(integrate, committed=True))
+
     def on_integrate(self, integrate: Integrate) -> None:
         if not integrate.conclude and self.conflict_open():
             self.waiting.append(integrate)  # the integration worktree is busy with a conflict
@@ -191,6 +230,9 @@ class Integrator(SupervisedActor):
         self.reply(self.integrate(integrate))
         while self.waiting and not self.conflict_open():
             self.reply(self.integrate(self.waiting.popleft()))
+        if self.merged_trees:
+            self.tree_work(self.remove_merged, list(self.merged_trees))
+            self.merged_trees.clear()
 
     def conflict_open(self) -> bool:
         """An agent is resolving a merge in the integration worktree."""
@@ -216,10 +258,7 @@ class Integrator(SupervisedActor):
         assert self.worktrees is not None
         if merged := self.merge_commit_of(integrate.subtask_id):
             return Integrated(subtask_id=integrate.subtask_id, commit=merged)  # before pa stopped: not again
-        name = branch_name(integrate.subtask_id)
-        if self.worktrees.path(name).is_dir():  # not when it ran remotely: its branch came committed
-            self.commit(self.worktrees.path(name), integrate.title)
-        branch = self.worktrees.branch(name)
+        branch = self.worktrees.branch(branch_name(integrate.subtask_id))
         outcome = self.worktrees.merge(RESULT, branch, merge_subject(integrate.subtask_id, integrate.title))
         if outcome.conflicted:
             self.record(MergeConflicted(subtask_id=integrate.subtask_id, files=outcome.conflicted))
@@ -252,11 +291,20 @@ class Integrator(SupervisedActor):
         assert self.worktrees is not None
         name = branch_name(subtask_id)
         self.record(Merged(subtask_id=subtask_id, branch=self.worktrees.branch(name), commit=commit))
-        self.remove(name, subtask_id)
+        self.merged_trees.append((name, subtask_id))
         return Integrated(subtask_id=subtask_id, commit=commit)
 
+    def remove_merged(self, merged_trees: list[tuple[str, str]]) -> None:
+        """The worktrees of what was merged go aside, once the merges are answered: no merge waits for them."""
+        for name, subtask_id in merged_trees:
+            try:
+                self.remove(name, subtask_id)
+            except WorkspaceError as exc:
+                warning = f"could not remove the merged worktree of {subtask_id}: {exc}"
+                self.record(Notice(level="warning", text=warning))
+
     def commit(self, cwd: Path, title: str) -> str:
-        workspace = Workspace(cwd)
+        workspace = Workspace(cwd, identity=self.worktrees.identity if self.worktrees else None)
         try:
             return workspace.commit_all(f"agentproxy: {commit_subject(title)}") or ""
         finally:
@@ -311,6 +359,9 @@ class Integrator(SupervisedActor):
                 )
             return []
         landed = status == "done" and self.landed_on_branch
+        deadline = time.monotonic() + TREE_WORK_WAIT_S
+        for thread in self.aside:  # a tree still being made is listed too, not left behind unlisted
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         try:
             kept = self.worktrees.listed()
             for subtask_id in merged:  # left behind when pa stopped between a merge and its clean-up

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor, tell_quietly
+from agentproxy.actors.base import DISPATCHER, Directory, SupervisedActor
 
 from agentproxy.brain import Attempt, Brain, OfflineBrain, PickInput, ReviewInput
 from agentproxy.checks import preexisting_note
@@ -89,27 +88,14 @@ class Verifier(SupervisedActor):
     def on_receive(self, message: Any) -> Any:
         match message:
             case Prepare():
-                self.submit(self.on_prepare, message)
+                self.run_aside(self.on_prepare, message, self.slots)
             case Review():
-                self.submit(self.on_review, message)
+                self.run_aside(self.on_review, message, self.slots)
             case PickBest():
-                self.submit(self.on_pick_best, message)
+                self.run_aside(self.on_pick_best, message, self.slots)
             case Exception():
                 raise message  # from the pool: a crash of this actor's work
         return None
-
-    def submit(self, handler: Callable[[Any], None], request: Prepare | Review | PickBest) -> None:
-        """Run handler on its own thread once a slot is free; a crash there is this actor's crash, so
-        the Supervisor restarts it (and the Dispatcher sends the request again)."""
-
-        def run() -> None:
-            with self.slots:
-                try:
-                    handler(request)
-                except Exception as exc:
-                    tell_quietly(self.actor_ref, exc)
-
-        threading.Thread(target=run, name=f"{self.name}-{type(request).__name__.lower()}", daemon=True).start()
 
     def on_prepare(self, prepare: Prepare) -> None:
         cwd = Path(prepare.cwd)

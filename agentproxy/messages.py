@@ -651,6 +651,7 @@ class Integrate(Msg, tag="integrate", frozen=True):
     title: str
     conclude: bool = False
     integration: bool = False  # it worked in the integration worktree itself (a fix): commit it there
+    committed: bool = False  # the Integrator committed its worktree's work already: only the merge is left
 
 
 class Integrated(Msg, tag="integrated", frozen=True):

@@ -25,6 +25,8 @@ COMMIT_HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg")
 BASELINE_MESSAGE = "agentproxy: baseline"
 MAX_NEW_FILES_SHOWN = 50
 # Used only when the user has no git identity, so that a commit never fails on a fresh machine.
+# A gc or maintenance one of pa's commits starts in the background would lock refs other worktrees' git needs.
+NO_HOUSEKEEPING = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
 FALLBACK_IDENTITY = {
     "GIT_AUTHOR_NAME": "agentproxy",
     "GIT_AUTHOR_EMAIL": "agentproxy@localhost",
@@ -141,9 +143,10 @@ def exclusive(directory: Path) -> Iterator[None]:
 class Workspace:
     """Git in one directory. ``excluded`` collects the files its commits kept out as secrets, for a Notice."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, identity: Mapping[str, str] | None = None) -> None:
         self.directory = Path(directory)
         self.excluded: list[str] = []
+        self.identity = identity  # who commits (see commit_identity), when the caller knows; else looked up
 
     def ensure_repo(self) -> bool:
         """Make the directory a git repository with a baseline commit, if it is not one; True if it did."""
@@ -185,10 +188,11 @@ class Workspace:
         New files that look like secrets are excluded instead. The user's hooks run; WorkspaceError
         when one refuses the commit, or git cannot commit.
         """
-        if not self.has_changes():
+        changes = self._git("status", "--porcelain", "-z", "--untracked-files=all", "--", ".")
+        if not changes:
             return None
-        self.exclude_secret_files()
-        if not self.has_changes():
+        new_files = [entry[3:] for entry in changes.split("\0") if entry.startswith("?? ")]
+        if self.exclude_secret_files(new_files) and not self.has_changes():
             return None
         self._git("add", "-A", "--", ".")
         try:
@@ -200,12 +204,14 @@ class Workspace:
             raise
         return self.head()
 
-    def exclude_secret_files(self) -> list[str]:
+    def exclude_secret_files(self, untracked: list[str] | None = None) -> list[str]:
         """List untracked files that look like secrets in .git/info/exclude; returns them (also in ``excluded``).
 
-        Tracked files stay tracked: committing those was the user's choice.
+        Tracked files stay tracked: committing those was the user's choice. untracked: the untracked
+        files, when the caller has just listed them.
         """
-        secrets = [path for path in self.untracked() if looks_like_secret_file(path)]
+        untracked = self.untracked() if untracked is None else untracked
+        secrets = [path for path in untracked if looks_like_secret_file(path)]
         self.exclude(secrets, "looks like a secret")
         self.excluded += secrets
         return secrets
@@ -280,12 +286,12 @@ class Workspace:
 
     def _git(self, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str:
         # The user's hooks run under git: they get what a check gets, never the supervisor's keys.
-        identity = self._identity() if args[0] == "commit" else {}
+        identity = (self.commit_identity() if self.identity is None else self.identity) if args[0] == "commit" else {}
         env = {**child_environment(), **identity, **(env or {})}
         timeout_s = COMMIT_TIMEOUT_S if args[0] == "commit" else GIT_TIMEOUT_S
         try:
             code, output, timed_out = procs.run_bounded(
-                ["git", *args], cwd=self.directory, timeout_s=timeout_s, env=env
+                ["git", *NO_HOUSEKEEPING, *args], cwd=self.directory, timeout_s=timeout_s, env=env
             )
         except OSError as exc:
             raise WorkspaceError(f"cannot run git in {self.directory}: {exc.strerror or exc}") from exc
@@ -295,7 +301,8 @@ class Workspace:
             raise WorkspaceError(f"git {args[0]} failed in {self.directory}: {detail}")
         return text
 
-    def _identity(self) -> dict[str, str]:
+    def commit_identity(self) -> dict[str, str]:
+        """The environment commits here get: none when the user has an identity, agentproxy's when not."""
         email = self._git("config", "user.email", check=False).strip()
         return {} if email else FALLBACK_IDENTITY
 

@@ -2,14 +2,16 @@
 
 Branches are ``agentproxy/<session>/<name>``; the worktrees live under a root of agentproxy's own
 (never inside the user's tree), one directory per name. Plain synchronous calls to the git CLI,
-each bounded, for one owner calling from one thread.
+each bounded, for one owner: several threads may work at once as long as each works on its own
+worktree.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +19,13 @@ from typing import TYPE_CHECKING
 from agentproxy import procs
 from agentproxy.child_env import child_environment
 from agentproxy.errors import WorkspaceError
-from agentproxy.workspace import COMMIT_TIMEOUT_S, FALLBACK_IDENTITY, GIT_TIMEOUT_S, Workspace, repo_toplevel
+from agentproxy.workspace import (
+    COMMIT_TIMEOUT_S,
+    GIT_TIMEOUT_S,
+    NO_HOUSEKEEPING,
+    Workspace,
+    repo_toplevel,
+)
 
 if TYPE_CHECKING:
     from agentproxy.worktree_include import Included
@@ -34,6 +42,12 @@ _COMMITTING = ("commit", "merge")
 
 
 @dataclass(frozen=True)
+class GitRun:
+    output: str  # stdout and stderr together
+    error: str  # when git failed, its complaint in one line; "" when it succeeded
+
+
+@dataclass(frozen=True)
 class MergeOutcome:
     commit: str | None  # the merge commit (or the head, when already contained); None on conflict
     conflicted: list[str]  # files with conflicts, from the repository's top; empty when merged
@@ -47,26 +61,39 @@ class Landing:
     command: str = ""  # when kept: the one command that merges the result
 
 
-def run_git(directory: Path, *args: str, check: bool = True) -> str:
+def run_git(directory: Path, *args: str, check: bool = True, identity: Mapping[str, str] | None = None) -> str:
     """Git's output (stdout and stderr together) in directory, bounded in time.
 
     WorkspaceError naming git's complaint in one line when it fails and check is set. Commands that
-    commit get a fallback identity when the user has none, and a longer timeout for the user's hooks.
+    commit get a fallback identity when the user has none (identity: what the caller knows of it), and
+    a longer timeout for the user's hooks.
     """
+    run = git_run(directory, *args, identity=identity)
+    if check and run.error:
+        raise WorkspaceError(f"git {args[0]} failed in {directory}: {run.error}")
+    return run.output
+
+
+def git_run(directory: Path, *args: str, identity: Mapping[str, str] | None = None) -> GitRun:
+    """Git's output in directory, and its complaint if it failed; bounded in time (see run_git)."""
     committing = args[0] in _COMMITTING
-    env = {**child_environment(), **(_identity(directory) if committing else {})}
+    if committing and identity is None:
+        identity = Workspace(directory).commit_identity()
+    env = {**child_environment(), **(identity if committing and identity else {})}
     try:
         code, output, timed_out = procs.run_bounded(
-            ["git", *args], cwd=directory, timeout_s=COMMIT_TIMEOUT_S if committing else GIT_TIMEOUT_S, env=env
+            ["git", *NO_HOUSEKEEPING, *args],
+            cwd=directory,
+            timeout_s=COMMIT_TIMEOUT_S if committing else GIT_TIMEOUT_S,
+            env=env,
         )
     except OSError as exc:
         raise WorkspaceError(f"cannot run git in {directory}: {exc.strerror or exc}") from exc
     # surrogateescape: file names that are not UTF-8 survive the round trip to the filesystem.
     text = output.decode("utf-8", errors="surrogateescape")
-    if check and (timed_out or code != 0):
-        detail = "timed out" if timed_out else git_complaint(text) or f"exit {code}"
-        raise WorkspaceError(f"git {args[0]} failed in {directory}: {detail}")
-    return text
+    if timed_out:
+        return GitRun(text, "timed out")
+    return GitRun(text, (git_complaint(text) or f"exit {code}") if code != 0 else "")
 
 
 def git_complaint(output: str) -> str:
@@ -134,6 +161,11 @@ class SessionWorktrees:
                 found[branch[len(prefix) :]] = top / self.relative
         return found
 
+    @functools.cached_property
+    def identity(self) -> dict[str, str]:
+        """Who commits in this session's worktrees (see Workspace.commit_identity): looked up once."""
+        return Workspace(self.top).commit_identity()
+
     def branch_prefix(self) -> str:
         return f"{BRANCH_PREFIX}/{self.session_id}/"
 
@@ -178,9 +210,12 @@ class SessionWorktrees:
                 shutil.rmtree(top)
             except OSError as exc:
                 raise WorkspaceError(f"cannot remove {top}: {exc.strerror or exc}") from exc
-        run_git(self.top, "worktree", "prune")
-        if not keep_branch and self._branch_exists(branch):
-            run_git(self.top, "branch", "-D", branch)
+            run_git(self.top, "worktree", "prune")
+        if keep_branch:
+            return
+        deleted = git_run(self.top, "branch", "-D", branch)
+        if deleted.error and self._branch_exists(branch):
+            raise WorkspaceError(f"git branch failed in {self.top}: {deleted.error}")
 
     def remove_all(self, keep: Iterable[str] = ()) -> None:
         """Every worktree and branch of this session but those named in keep; the root too once empty."""
@@ -203,16 +238,14 @@ class SessionWorktrees:
         top = self._top(into)
         if self._merging(top):
             raise WorkspaceError(f"a merge is already in progress in {top}: conclude or abort it first")
-        if self._contains(top, branch_or_commit):
-            return MergeOutcome(Workspace(top).head(), [])
-        output = run_git(top, "merge", "--no-ff", "--no-edit", "-m", message, branch_or_commit, check=False)
-        if self._merging(top):
+        merge = git_run(top, "merge", "--no-ff", "--no-edit", "-m", message, branch_or_commit, identity=self.identity)
+        if merge.error and self._merging(top):
             conflicted = self.conflicted(into)
             if conflicted:
                 return MergeOutcome(None, conflicted)
-            raise WorkspaceError(f"git merge of {branch_or_commit} stopped in {top}: {git_complaint(output)}")
-        if not self._contains(top, branch_or_commit):
-            raise WorkspaceError(f"git merge of {branch_or_commit} failed in {top}: {git_complaint(output)}")
+            raise WorkspaceError(f"git merge of {branch_or_commit} stopped in {top}: {merge.error}")
+        if merge.error and not self._contains(top, branch_or_commit):
+            raise WorkspaceError(f"git merge of {branch_or_commit} failed in {top}: {merge.error}")
         return MergeOutcome(Workspace(top).head(), [])
 
     def merge_in_progress(self, name: str) -> bool:
@@ -243,7 +276,7 @@ class SessionWorktrees:
         workspace = Workspace(top)
         workspace.exclude_secret_files()
         run_git(top, "add", "-A")
-        run_git(top, "commit", "-q", "-m", message)
+        run_git(top, "commit", "-q", "-m", message, identity=self.identity)
         return workspace.head()
 
     def abort_merge(self, name: str) -> None:
@@ -279,7 +312,7 @@ class SessionWorktrees:
             if self.merge(result, user_branch, message).conflicted:
                 return Landing("kept", None, CONFLICT, command)
             how = "merge"
-        output = run_git(self.top, "merge", "--ff-only", "-q", result_branch, check=False)
+        output = run_git(self.top, "merge", "--ff-only", "-q", result_branch, check=False, identity=self.identity)
         if not self._contains(self.top, result_branch):
             return Landing("kept", None, git_complaint(output), command)
         return Landing(how, Workspace(self.top).head())
@@ -340,8 +373,3 @@ def _has_markers(path: Path) -> bool:
         return bool(_MARKER.search(path.read_bytes()))
     except OSError as exc:
         raise WorkspaceError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def _identity(directory: Path) -> dict[str, str]:
-    email = run_git(directory, "config", "user.email", check=False).strip()
-    return {} if email else FALLBACK_IDENTITY
