@@ -15,8 +15,9 @@ Script: {"turns": [[step, ...], ...]}; steps:
     {"sleep": SECONDS}
     {"exit": CODE}                                 die without a result
     {"result": TEXT} / {"error": {"status": N, "text": TEXT}}   end the turn
-"{answer}" in a text is replaced by the last answer received. The turn reached is kept per
-session beside the script, so ``--resume=ID`` goes on where that session stopped.
+"{answer}" in a text is replaced by the last answer received, "{session}" in a text or a path by
+the session's id (agents that run at once then write files of their own). The turn reached is kept
+per session beside the script, so ``--resume=ID`` goes on where that session stopped.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class ScriptedAgent:
             elif "ask" in step:
                 self.ask(step["ask"])
             elif "write" in step:
-                path = self.cwd / step["write"]["path"]
+                path = self.cwd / self.fill(step["write"]["path"])
                 self.use_tool("Write", {"file_path": str(path), "content": self.fill(step["write"]["content"])})
             elif "bash" in step:
                 self.use_tool("Bash", {"command": step["bash"]})
@@ -99,7 +100,7 @@ class ScriptedAgent:
         return None
 
     def fill(self, text: str) -> str:
-        return text.replace("{answer}", self.answer)
+        return text.replace("{answer}", self.answer).replace("{session}", self.session_id)
 
     def assistant(self, block: dict[str, Any]) -> None:
         self.emit(

@@ -2,8 +2,8 @@
 
 Branches are ``agentproxy/<session>/<name>``; the worktrees live under a root of agentproxy's own
 (never inside the user's tree), one directory per name. Plain synchronous calls to the git CLI,
-each bounded, for one owner: several threads may work at once as long as each works on its own
-worktree.
+each bounded, for one owner: several threads may work at once, each on a worktree of its own
+(what touches git's list of worktrees takes turns).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import shutil
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,9 @@ class SessionWorktrees:
         self.root = Path(root).resolve()
         self.session_id = _checked(session_id, "session id")
         self.included: dict[str, list[Included]] = {}
+        # Git's list of worktrees: `worktree add` writes an entry in steps, and a git command that reads
+        # the list meanwhile (add, remove, prune, list, branch -D/-f) fails. One at a time, then.
+        self._registry = threading.RLock()
 
     # --- names and places ------------------------------------------------------------------------
 
@@ -181,15 +185,16 @@ class SessionWorktrees:
         from agentproxy.worktree_include import copy_included  # lazy: worktree_include uses run_git from here
 
         top, branch = self._top(name), self.branch(name)
-        if not new:
-            run_git(self.top, "worktree", "prune")
-            if any(Path(entry["worktree"]) == top for entry in self._registered()) and top.is_dir():
-                return self.path(name)
-        self.root.mkdir(parents=True, exist_ok=True)
-        if not new and self._branch_exists(branch):
-            run_git(self.top, "worktree", "add", "-q", str(top), branch)
-        else:
-            run_git(self.top, "worktree", "add", "-q", "-b", branch, str(top), start)
+        with self._registry:
+            if not new:
+                run_git(self.top, "worktree", "prune")
+                if any(Path(entry["worktree"]) == top for entry in self._registered()) and top.is_dir():
+                    return self.path(name)
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not new and self._branch_exists(branch):
+                run_git(self.top, "worktree", "add", "-q", str(top), branch)
+            else:
+                run_git(self.top, "worktree", "add", "-q", "-b", branch, str(top), start)
         self.included[name] = copy_included(self.top, top)
         # The subdirectory may hold only untracked files in the user's tree, and so be missing from the checkout.
         self.path(name).mkdir(parents=True, exist_ok=True)
@@ -198,24 +203,26 @@ class SessionWorktrees:
     def start_branch(self, name: str, start: str) -> str:
         """The branch of that name at start, without a worktree (its work happens elsewhere); reset if it exists."""
         branch = self.branch(name)
-        run_git(self.top, "branch", "-f", branch, start)
+        with self._registry:
+            run_git(self.top, "branch", "-f", branch, start)
         return branch
 
     def remove(self, name: str, keep_branch: bool = False) -> None:
         """Remove the worktree (whatever it holds) and, unless kept, its branch; what is already gone is fine."""
         top, branch = self._top(name), self.branch(name)
-        run_git(self.top, "worktree", "remove", "--force", "--force", str(top), check=False)
-        if top.exists():  # not a registered worktree: what an interrupted `worktree add` left
-            try:
-                shutil.rmtree(top)
-            except OSError as exc:
-                raise WorkspaceError(f"cannot remove {top}: {exc.strerror or exc}") from exc
-            run_git(self.top, "worktree", "prune")
-        if keep_branch:
-            return
-        deleted = git_run(self.top, "branch", "-D", branch)
-        if deleted.error and self._branch_exists(branch):
-            raise WorkspaceError(f"git branch failed in {self.top}: {deleted.error}")
+        with self._registry:
+            run_git(self.top, "worktree", "remove", "--force", "--force", str(top), check=False)
+            if top.exists():  # not a registered worktree: what an interrupted `worktree add` left
+                try:
+                    shutil.rmtree(top)
+                except OSError as exc:
+                    raise WorkspaceError(f"cannot remove {top}: {exc.strerror or exc}") from exc
+                run_git(self.top, "worktree", "prune")
+            if keep_branch:
+                return
+            deleted = git_run(self.top, "branch", "-D", branch)
+            if deleted.error and self._branch_exists(branch):
+                raise WorkspaceError(f"git branch failed in {self.top}: {deleted.error}")
 
     def remove_all(self, keep: Iterable[str] = ()) -> None:
         """Every worktree and branch of this session but those named in keep; the root too once empty."""
@@ -325,7 +332,9 @@ class SessionWorktrees:
     def _registered(self) -> list[dict[str, str]]:
         """`git worktree list --porcelain` as one dict per worktree (attribute -> value, "" for bare flags)."""
         entries = []
-        for block in run_git(self.top, "worktree", "list", "--porcelain").split("\n\n"):
+        with self._registry:
+            listing = run_git(self.top, "worktree", "list", "--porcelain")
+        for block in listing.split("\n\n"):
             fields = dict(line.partition(" ")[::2] for line in block.splitlines() if line)
             if "worktree" in fields:
                 entries.append(fields)
