@@ -224,10 +224,15 @@ class Integrator(SupervisedActor):
         tell_quietly(self.actor_ref, msgspec.structs.replace(integrate, committed=True))
 
     def on_integrate(self, integrate: Integrate) -> None:
-        if not integrate.conclude and self.conflict_open():
+        # A merge finds a merge in progress itself (and fails); other work there asks first.
+        if not integrate.conclude and (self.waiting or (integrate.integration and self.conflict_open())):
             self.waiting.append(integrate)  # the integration worktree is busy with a conflict
             return
-        self.reply(self.integrate(integrate))
+        done = self.integrate(integrate)
+        if done.error and not integrate.conclude and self.conflict_open():
+            self.waiting.append(integrate)
+            return
+        self.reply(done)
         while self.waiting and not self.conflict_open():
             self.reply(self.integrate(self.waiting.popleft()))
         if self.merged_trees:

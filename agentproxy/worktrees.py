@@ -36,6 +36,8 @@ RESULT = "result"
 CONFLICT = "conflict"
 # A subtask id or session id becomes one component of a branch name and one directory name.
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+# A full commit id (SHA-1 or SHA-256): a start given as one needs no lookup.
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 # Git's conflict markers open and close with seven signs and a label (or nothing) at the start of a line.
 _MARKER = re.compile(rb"^(?:<{7}|>{7})(?: |\r?$)", re.MULTILINE)
 # Commands that make commits: they run the user's hooks and need an identity.
@@ -185,16 +187,20 @@ class SessionWorktrees:
         from agentproxy.worktree_include import copy_included  # lazy: worktree_include uses run_git from here
 
         top, branch = self._top(name), self.branch(name)
+        apart = _checks_out_apart()
         with self._registry:
             if not new:
                 run_git(self.top, "worktree", "prune")
                 if any(Path(entry["worktree"]) == top for entry in self._registered()) and top.is_dir():
+                    if apart and not _checked_out(top):  # pa stopped between making it and filling it
+                        _check_out(top)
                     return self.path(name)
             self.root.mkdir(parents=True, exist_ok=True)
-            if not new and self._branch_exists(branch):
-                run_git(self.top, "worktree", "add", "-q", str(top), branch)
-            else:
-                run_git(self.top, "worktree", "add", "-q", "-b", branch, str(top), start)
+            on_branch = not new and self._branch_exists(branch)
+            where = [str(top), branch] if on_branch else ["-b", branch, str(top), start]
+            run_git(self.top, "worktree", "add", "-q", *(["--no-checkout"] if apart else []), *where)
+        if apart:  # outside the lock: the slow part for a big tree, beside the other trees' checkouts
+            _check_out(top, start if _SHA.fullmatch(start) and not on_branch else None)
         self.included[name] = copy_included(self.top, top)
         # The subdirectory may hold only untracked files in the user's tree, and so be missing from the checkout.
         self.path(name).mkdir(parents=True, exist_ok=True)
@@ -310,19 +316,20 @@ class SessionWorktrees:
             return Landing("kept", None, f"{where} in {self.top}, not {user_branch}", command)
         if run_git(self.top, "status", "--porcelain", "--untracked-files=no").strip():
             return Landing("kept", None, "your working tree has changes", command)
-        user_head = Workspace(self.top).head()
-        if self._contains(self.top, self.head(result)):  # landed already
+        user_head, result_head = Workspace(self.top).head(), self.head(result)
+        if self._contains(self.top, result_head):  # landed already
             return Landing("fast-forward", user_head)
         how = "fast-forward"
         if user_head != base:
             message = f"Merge {user_branch} into the result of agentproxy session {self.session_id}"
-            if self.merge(result, user_branch, message).conflicted:
+            outcome = self.merge(result, user_branch, message)
+            if outcome.conflicted:
                 return Landing("kept", None, CONFLICT, command)
-            how = "merge"
-        output = run_git(self.top, "merge", "--ff-only", "-q", result_branch, check=False, identity=self.identity)
-        if not self._contains(self.top, result_branch):
-            return Landing("kept", None, git_complaint(output), command)
-        return Landing(how, Workspace(self.top).head())
+            how, result_head = "merge", outcome.commit or self.head(result)
+        forward = git_run(self.top, "merge", "--ff-only", "-q", result_branch, identity=self.identity)
+        if forward.error:
+            return Landing("kept", None, forward.error, command)
+        return Landing(how, result_head)
 
     # --- git's view ------------------------------------------------------------------------------
 
@@ -351,6 +358,28 @@ class SessionWorktrees:
     @staticmethod
     def _merging(directory: Path) -> bool:
         return _succeeds(directory, "rev-parse", "-q", "--verify", "MERGE_HEAD")
+
+
+@functools.cache
+def _checks_out_apart() -> bool:
+    """Whether this git can fill a new worktree apart from `worktree add`: `git hook run` (2.36) runs its hook."""
+    found = re.search(r"(\d+)\.(\d+)", run_git(Path("/"), "version", check=False))
+    return found is not None and (int(found[1]), int(found[2])) >= (2, 36)
+
+
+def _check_out(top: Path, head: str | None = None) -> None:
+    """Fill a worktree made with --no-checkout as `git worktree add` does: reset, then the post-checkout hook.
+
+    head: the commit it is on, when the caller knows it."""
+    run_git(top, "reset", "--hard", "--no-recurse-submodules", "-q")
+    head = head or Workspace(top).head()
+    no_commit = "0" * len(head)  # what the hook gets as a new worktree's previous head
+    run_git(top, "hook", "run", "--ignore-missing", "post-checkout", "--", no_commit, head, "1")
+
+
+def _checked_out(top: Path) -> bool:
+    index = Path(run_git(top, "rev-parse", "--git-path", "index").strip())
+    return (index if index.is_absolute() else top / index).is_file()
 
 
 def _succeeds(directory: Path, *args: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,50 @@ def test_create_resumes_a_branch_whose_directory_is_gone(project: Path, trees: S
     assert trees.head("t1") == done
     assert (path / "a.txt").read_text() == "done\n"
     assert registered_worktrees(project).count(path) == 1
+
+
+def test_a_new_worktree_gets_the_post_checkout_hook_as_git_worktree_add_runs_it(
+    project: Path, trees: SessionWorktrees
+) -> None:
+    hook = project / ".git" / "hooks" / "post-checkout"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text('#!/bin/sh\necho "$@" >> "$(git rev-parse --git-common-dir)/../hook.log"\nls > seen.txt\n')
+    hook.chmod(0o755)
+    base = Workspace(project).head()
+
+    path = trees.create("t1", base)
+
+    assert (project / "hook.log").read_text().split() == ["0" * 40, base, "1"]
+    assert "a.txt" in (path / "seen.txt").read_text().split()  # it ran in the filled worktree
+
+
+def test_trees_made_and_removed_from_many_threads_at_once_all_succeed(project: Path, trees: SessionWorktrees) -> None:
+    """Git fails a command that reads its list of worktrees while `worktree add` writes an entry."""
+    base = Workspace(project).head()
+    kept: list[str] = []
+    with ThreadPoolExecutor(8) as pool:
+        for round_ in range(3):  # rounds of makes beside removes: a race shows in one of them
+            made, gone = [f"r{round_}k{number}" for number in range(8)], [f"r{round_}g{number}" for number in range(8)]
+            list(pool.map(lambda name: trees.create(name, base, new=True), gone))
+            making = pool.map(lambda name: trees.create(name, base, new=True), made)
+            removing = pool.map(trees.remove, gone)
+            assert all((path / "a.txt").is_file() for path in making)
+            list(removing)
+            kept += made
+
+    assert sorted(trees.listed()) == sorted(kept)
+    assert session_branches(project, SESSION) == sorted(trees.branch(name) for name in kept)
+
+
+def test_a_worktree_left_unfilled_is_filled_when_the_run_resumes(project: Path, trees: SessionWorktrees) -> None:
+    path = trees.root / "t1"
+    trees.root.mkdir(parents=True)
+    git(project, "worktree", "add", "-q", "--no-checkout", "-b", trees.branch("t1"), str(path), "main")
+
+    assert trees.create("t1", "main") == path
+
+    assert (path / "a.txt").read_text() == "a1\na2\na3\n"
+    assert git(path, "status", "--porcelain") == ""
 
 
 def test_from_a_subdirectory_every_path_is_that_subdirectory(project: Path, root: Path) -> None:
