@@ -27,6 +27,8 @@ MAX_NEW_FILES_SHOWN = 50
 # Used only when the user has no git identity, so that a commit never fails on a fresh machine.
 # A gc or maintenance one of pa's commits starts in the background would lock refs other worktrees' git needs.
 NO_HOUSEKEEPING = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+# Git commands that may run a user's hook, which may take long: they die with pa, the others end by themselves.
+MAY_RUN_HOOKS = frozenset({"commit", "merge", "hook", "worktree", "checkout", "rebase", "am", "push", "pull"})
 FALLBACK_IDENTITY = {
     "GIT_AUTHOR_NAME": "agentproxy",
     "GIT_AUTHOR_EMAIL": "agentproxy@localhost",
@@ -113,7 +115,7 @@ def _git_query(directory: Path, *args: str) -> str | None:
     if not directory.is_dir():
         return None
     try:
-        code, output, timed_out = procs.run_bounded(["git", *args], cwd=directory, timeout_s=GIT_TIMEOUT_S)
+        code, output, timed_out = procs.run_bounded(["git", *args], cwd=directory, timeout_s=GIT_TIMEOUT_S, brief=True)
     except OSError as exc:
         raise WorkspaceError(f"cannot run git in {directory}: {exc.strerror or exc}") from exc
     if timed_out or code != 0:
@@ -291,7 +293,11 @@ class Workspace:
         timeout_s = COMMIT_TIMEOUT_S if args[0] == "commit" else GIT_TIMEOUT_S
         try:
             code, output, timed_out = procs.run_bounded(
-                ["git", *NO_HOUSEKEEPING, *args], cwd=self.directory, timeout_s=timeout_s, env=env
+                ["git", *NO_HOUSEKEEPING, *args],
+                cwd=self.directory,
+                timeout_s=timeout_s,
+                env=env,
+                brief=args[0] not in MAY_RUN_HOOKS,
             )
         except OSError as exc:
             raise WorkspaceError(f"cannot run git in {self.directory}: {exc.strerror or exc}") from exc

@@ -23,6 +23,7 @@ from agentproxy.errors import WorkspaceError
 from agentproxy.workspace import (
     COMMIT_TIMEOUT_S,
     GIT_TIMEOUT_S,
+    MAY_RUN_HOOKS,
     NO_HOUSEKEEPING,
     Workspace,
     repo_toplevel,
@@ -89,6 +90,7 @@ def git_run(directory: Path, *args: str, identity: Mapping[str, str] | None = No
             cwd=directory,
             timeout_s=COMMIT_TIMEOUT_S if committing else GIT_TIMEOUT_S,
             env=env,
+            brief=args[0] not in MAY_RUN_HOOKS,
         )
     except OSError as exc:
         raise WorkspaceError(f"cannot run git in {directory}: {exc.strerror or exc}") from exc
