@@ -5,9 +5,10 @@ the start and commits the run's work at the end. Isolated (subtasks side by side
 subtask a worktree on ``agentproxy/<session>/<subtask>`` under the data directory, merges each
 verified branch into ``agentproxy/<session>/result`` in an integration worktree, one merge at a
 time (while an agent resolves a conflict there, the next merges wait), and lands the verified
-result on the user's branch. Worktrees of merged work are removed, after the merge is answered; a
-failed subtask's are kept. Trees are made on threads of their own, a few at once: each is its own
-directory and branch, and a big checkout must not hold up the merges or the other subtasks' starts.
+result on the user's branch. Worktrees of merged work are removed; a failed subtask's are kept.
+The work on one subtask's own tree (making it, committing its work, removing it once merged) runs
+on a few threads beside the others': a big checkout must not hold up the merges or the other
+subtasks' starts. The merges stay on the actor's own thread, one at a time.
 What git knows (a merge in progress, a merge commit) it asks git, so that a restarted instance
 knows it too.
 """
@@ -73,7 +74,7 @@ class Integrator(SupervisedActor):
         self.waiting: collections.deque[Integrate] = collections.deque()
         self.merged_trees: list[tuple[str, str]] = []  # (worktree name, subtask id): merged, to remove
         self.tree_slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
-        self.aside: list[threading.Thread] = []  # trees being made or removed: waited for before the run's trees go
+        self.aside: list[threading.Thread] = []  # work on trees: waited for before the run's trees go
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -96,7 +97,7 @@ class Integrator(SupervisedActor):
             case Release(status=status, merged=merged):
                 return self.release_run(status, merged)
             case Exception():
-                raise message  # from a thread making a tree: a crash of this actor's work
+                raise message  # from a thread working on a tree: a crash of this actor's work
         return None
 
     def reply(self, message: Any) -> None:

@@ -645,7 +645,8 @@ class TreeReady(Msg, tag="tree_ready", frozen=True):
 
 class Integrate(Msg, tag="integrate", frozen=True):
     """Dispatcher -> Integrator: commit a verified subtask's work and merge it into the integration branch
-    (in place: commit it); or, with ``conclude``, commit the merge an agent resolved."""
+    (in place: commit it); or, with ``conclude``, commit the merge an agent resolved. The Integrator
+    commits on a thread of its own and tells itself the same request, ``committed``, to merge it."""
 
     subtask_id: str
     title: str

@@ -24,11 +24,11 @@ COMMIT_TIMEOUT_S = 600.0
 COMMIT_HOOKS = ("pre-commit", "prepare-commit-msg", "commit-msg")
 BASELINE_MESSAGE = "agentproxy: baseline"
 MAX_NEW_FILES_SHOWN = 50
-# Used only when the user has no git identity, so that a commit never fails on a fresh machine.
 # A gc or maintenance one of pa's commits starts in the background would lock refs other worktrees' git needs.
 NO_HOUSEKEEPING = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
 # Git commands that may run a user's hook, which may take long: they die with pa, the others end by themselves.
 MAY_RUN_HOOKS = frozenset({"commit", "merge", "hook", "worktree", "checkout", "rebase", "am", "push", "pull"})
+# Used only when the user has no git identity, so that a commit never fails on a fresh machine.
 FALLBACK_IDENTITY = {
     "GIT_AUTHOR_NAME": "agentproxy",
     "GIT_AUTHOR_EMAIL": "agentproxy@localhost",
