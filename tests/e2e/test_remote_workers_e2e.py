@@ -214,8 +214,9 @@ def test_a_worker_paused_past_its_liveness_has_its_stale_result_dropped(
     project: Path, fleet_of: Callable[[FakeAnthropic], Fleet]
 ) -> None:
     # The first session's turn ends while its worker is stopped; the second's takes long enough for the
-    # first worker to come back and send what it has for the subtask it no longer holds.
-    replies = writes_again_in_each_session("alpha.txt", "alpha\n", first_delay_s=2, later_delay_s=6)
+    # first worker to come back and send what it has for the subtask it no longer holds (a loaded
+    # machine included: pa must still be running when that report comes).
+    replies = writes_again_in_each_session("alpha.txt", "alpha\n", first_delay_s=2, later_delay_s=12)
     with FakeAnthropic(*replies) as api:
         fleet = fleet_of(api)
         first = fleet.start_worker("w1")
