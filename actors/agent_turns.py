@@ -190,7 +190,8 @@ class AgentTurns:
 
     def on_tree_ready(self, ready: TreeReady) -> None:
         d = self.dispatcher
-        d.done_with(INTEGRATOR, ready.subtask_id)
+        if not d.done_with(INTEGRATOR, ready.subtask_id):
+            return  # answered already
         state = d.plan[ready.subtask_id]
         if ready.error:
             d.end_subtask(state, "failed", f"no tree to work in: {ready.error}")

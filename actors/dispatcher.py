@@ -312,8 +312,9 @@ class Dispatcher(SupervisedActor):
         self.outstanding.setdefault(name, {})[key] = request
         self.directory.tell(name, request)
 
-    def done_with(self, name: str, key: str) -> None:
-        self.outstanding.get(name, {}).pop(key, None)
+    def done_with(self, name: str, key: str) -> bool:
+        """The request is answered; False when it was already (a restarted actor's predecessor answered too)."""
+        return self.outstanding.get(name, {}).pop(key, None) is not None
 
     def forget(self, key: str) -> None:
         for requests in self.outstanding.values():

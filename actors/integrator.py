@@ -145,6 +145,15 @@ class Integrator(SupervisedActor):
 
     # -- trees -----------------------------------------------------------------------------
 
+    def wait_for_tree_work(self) -> None:
+        deadline = time.monotonic() + TREE_WORK_WAIT_S
+        for thread in self.aside:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def release(self) -> None:
+        """Stopped or crashed: the work on trees ends first, so that a fresh instance finds them whole."""
+        self.wait_for_tree_work()
+
     def tree_work(self, handler: Callable[[Any], None], request: Any) -> None:
         """Work on one subtask's own tree, on a thread beside the others' (the merges stay on this one)."""
         self.aside = [thread for thread in self.aside if thread.is_alive()]
@@ -365,9 +374,7 @@ class Integrator(SupervisedActor):
                 )
             return []
         landed = status == "done" and self.landed_on_branch
-        deadline = time.monotonic() + TREE_WORK_WAIT_S
-        for thread in self.aside:  # a tree still being made is listed too, not left behind unlisted
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.wait_for_tree_work()  # a tree still being made is listed too, not left behind unlisted
         try:
             kept = self.worktrees.listed()
             for subtask_id in merged:  # left behind when pa stopped between a merge and its clean-up

@@ -50,7 +50,8 @@ class Merging:
             self.on_resolved(resolver, integrated)
             return
         state = d.plan[integrated.subtask_id]
-        d.done_with(INTEGRATOR, state.id)
+        if not d.done_with(INTEGRATOR, state.id):
+            return  # answered already
         if integrated.conflicted:
             self.start_resolver(state.id, integrated.conflicted)
         elif integrated.error:
@@ -71,7 +72,8 @@ class Merging:
     def on_resolved(self, resolver: SubtaskState, integrated: Integrated) -> None:
         """The Integrator concluded (or refused to conclude) the merge a resolver worked on."""
         d = self.dispatcher
-        d.done_with(INTEGRATOR, resolver.id)
+        if not d.done_with(INTEGRATOR, resolver.id):
+            return  # answered already
         if integrated.conflicted and resolver.attempt <= d.options.max_attempts:
             d.agents.follow_up(resolver, MARKERS_LEFT.format(files=", ".join(integrated.conflicted)), counts=True)
         elif integrated.conflicted or integrated.error:

@@ -8,7 +8,7 @@ from typing import Any
 
 from agentproxy.actors.claude_worker import ClaudeWorker
 
-from agentproxy.messages import ActorRestarted, AgentStarted, Event, SubtaskFinished
+from agentproxy.messages import ActorRestarted, AgentStarted, Event, MakeTree, SubtaskFinished
 from agentproxy.runtime import ActorClasses, run_task
 
 WRITE_AND_FINISH = [
@@ -82,5 +82,32 @@ def test_a_crashed_integrator_is_restarted_on_the_same_run_and_merges_everything
     log = subprocess.run(["git", "log", "--oneline"], cwd=options.working_dir, capture_output=True, text=True)
     assert log.stdout.count("agentproxy: merge") == 3
     # The worktrees were the crashed instance's: the fresh one found them, and left none behind.
+    listing = subprocess.run(["git", "worktree", "list"], cwd=options.working_dir, capture_output=True, text=True)
+    assert len(listing.stdout.splitlines()) == 1
+
+
+def test_an_integrator_crashing_while_trees_are_made_is_restarted_and_each_agent_starts_once(scripted_options) -> None:
+    from agentproxy.actors.integrator import Integrator
+
+    left = {"n": 1}
+
+    def tree_work(self: Any, handler: Any, request: Any) -> None:
+        Integrator.tree_work(self, handler, request)
+        if left["n"] and isinstance(request, MakeTree):
+            left["n"] -= 1
+            raise RuntimeError("injected crash of the Integrator, a tree being made on its thread")
+
+    crashing = type("CrashingIntegrator", (Integrator,), {"tree_work": tree_work})
+    options = scripted_options(WRITE_AND_FINISH, parallel=3)
+    events: list[Event] = []
+    outcome = run_task(
+        THREE_AT_ONCE, options, subscribers=[events.append], classes=ActorClasses(integrator=crashing), timeout_s=120
+    )
+    assert outcome.status == "done", outcome.reason
+    assert [r.actor for r in events if isinstance(r, ActorRestarted)] == ["integrator"]
+    starts = [e.subtask_id for e in events if isinstance(e, AgentStarted)]
+    assert sorted(starts) == ["1", "2", "3"]  # the tree made across the crash is answered once
+    log = subprocess.run(["git", "log", "--oneline"], cwd=options.working_dir, capture_output=True, text=True)
+    assert log.stdout.count("agentproxy: merge") == 3
     listing = subprocess.run(["git", "worktree", "list"], cwd=options.working_dir, capture_output=True, text=True)
     assert len(listing.stdout.splitlines()) == 1
