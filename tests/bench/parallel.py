@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentproxy import procs
 from agentproxy.testing.claude_env import find_claude_bin, isolated_claude_env
 from agentproxy.testing.fake_anthropic import Delay, FakeAnthropic, Text, write_file
 
@@ -156,17 +157,20 @@ def bare_turns(claude: str, env: dict[str, str], root: Path, count: int) -> floa
         directory.mkdir(parents=True)
     started = time.perf_counter()
     processes = [
-        subprocess.Popen(
+        procs.spawn(
             [claude, "-p", f"write file{number}.txt", *BARE_FLAGS],
             cwd=directory,
             env=env,
-            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         for number, directory in enumerate(directories, 1)
     ]
-    codes = [process.wait(timeout=300) for process in processes]
+    try:
+        codes = [process.wait(timeout=300) for process in processes]
+    finally:
+        for process in processes:
+            procs.kill_group(process, grace_s=0)
     wall = time.perf_counter() - started
     written = sum((directory / f"file{number}.txt").is_file() for number, directory in enumerate(directories, 1))
     if any(codes) or written != count:
