@@ -60,6 +60,22 @@ def test_a_crashed_worker_is_restarted_without_disturbing_the_others(scripted_op
     assert log.stdout.count("agentproxy: merge") == 3
 
 
+def run_with_an_integrator_crashing_once(integrator: type, options: Any) -> list[Event]:
+    """THREE_AT_ONCE with that Integrator: the run ends done, the Integrator restarted once, the three
+    subtasks merged, and no worktree left behind (the fresh instance found the crashed one's)."""
+    events: list[Event] = []
+    outcome = run_task(
+        THREE_AT_ONCE, options, subscribers=[events.append], classes=ActorClasses(integrator=integrator), timeout_s=120
+    )
+    assert outcome.status == "done", outcome.reason
+    assert [r.actor for r in events if isinstance(r, ActorRestarted)] == ["integrator"]
+    log = subprocess.run(["git", "log", "--oneline"], cwd=options.working_dir, capture_output=True, text=True)
+    assert log.stdout.count("agentproxy: merge") == 3
+    listing = subprocess.run(["git", "worktree", "list"], cwd=options.working_dir, capture_output=True, text=True)
+    assert len(listing.stdout.splitlines()) == 1
+    return events
+
+
 def test_a_crashed_integrator_is_restarted_on_the_same_run_and_merges_everything(scripted_options) -> None:
     from agentproxy.actors.integrator import Integrator
 
@@ -72,18 +88,7 @@ def test_a_crashed_integrator_is_restarted_on_the_same_run_and_merges_everything
         Integrator.on_integrate(self, integrate)
 
     crashing = type("CrashingIntegrator", (Integrator,), {"on_integrate": on_integrate})
-    options = scripted_options(WRITE_AND_FINISH, parallel=3)
-    events: list[Event] = []
-    outcome = run_task(
-        THREE_AT_ONCE, options, subscribers=[events.append], classes=ActorClasses(integrator=crashing), timeout_s=120
-    )
-    assert outcome.status == "done", outcome.reason
-    assert [r.actor for r in events if isinstance(r, ActorRestarted)] == ["integrator"]
-    log = subprocess.run(["git", "log", "--oneline"], cwd=options.working_dir, capture_output=True, text=True)
-    assert log.stdout.count("agentproxy: merge") == 3
-    # The worktrees were the crashed instance's: the fresh one found them, and left none behind.
-    listing = subprocess.run(["git", "worktree", "list"], cwd=options.working_dir, capture_output=True, text=True)
-    assert len(listing.stdout.splitlines()) == 1
+    run_with_an_integrator_crashing_once(crashing, scripted_options(WRITE_AND_FINISH, parallel=3))
 
 
 def test_an_integrator_crashing_while_trees_are_made_is_restarted_and_each_agent_starts_once(scripted_options) -> None:
@@ -98,16 +103,6 @@ def test_an_integrator_crashing_while_trees_are_made_is_restarted_and_each_agent
             raise RuntimeError("injected crash of the Integrator, a tree being made on its thread")
 
     crashing = type("CrashingIntegrator", (Integrator,), {"tree_work": tree_work})
-    options = scripted_options(WRITE_AND_FINISH, parallel=3)
-    events: list[Event] = []
-    outcome = run_task(
-        THREE_AT_ONCE, options, subscribers=[events.append], classes=ActorClasses(integrator=crashing), timeout_s=120
-    )
-    assert outcome.status == "done", outcome.reason
-    assert [r.actor for r in events if isinstance(r, ActorRestarted)] == ["integrator"]
+    events = run_with_an_integrator_crashing_once(crashing, scripted_options(WRITE_AND_FINISH, parallel=3))
     starts = [e.subtask_id for e in events if isinstance(e, AgentStarted)]
     assert sorted(starts) == ["1", "2", "3"]  # the tree made across the crash is answered once
-    log = subprocess.run(["git", "log", "--oneline"], cwd=options.working_dir, capture_output=True, text=True)
-    assert log.stdout.count("agentproxy: merge") == 3
-    listing = subprocess.run(["git", "worktree", "list"], cwd=options.working_dir, capture_output=True, text=True)
-    assert len(listing.stdout.splitlines()) == 1
